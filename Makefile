@@ -1,0 +1,60 @@
+# medbench: every target sets up .venv first, so a fresh clone needs only `make run` / `make test`.
+#
+# GPU users: choose the torch build before the first install, e.g.
+#   make install TORCH_SPEC="torch==2.13.0" TORCH_INDEX=https://download.pytorch.org/whl/cu128
+# The default takes the CPU build (DESIGN §9); nothing else may pull another torch.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+STAMP := $(VENV)/.medbench-installed
+PROFILE ?= smoke
+NOTEBOOKS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install run test unit nbval notebooks lab bench clean-reports help
+
+help:
+	@echo "make run        execute every notebook (profile $(PROFILE)) into reports/ and build reports/index.html"
+	@echo "make test       unit tests + nbval regression of every notebook"
+	@echo "make notebooks  re-execute notebooks in place at the smoke profile (refresh committed outputs)"
+	@echo "make lab        JupyterLab with the 'medbench' kernel"
+	@echo "make bench      run the benchmarks at their default size"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name medbench --display-name "medbench" >/dev/null
+	$(BIN)/python -m medbench.sysdeps
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/medbench run --profile $(PROFILE) $(NOTEBOOKS)
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+nbval: $(STAMP)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
+
+notebooks: $(STAMP)
+	$(BIN)/medbench notebooks $(NOTEBOOKS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: $(STAMP)
+	$(BIN)/medbench bench all
+
+clean-reports:
+	find reports -mindepth 1 -maxdepth 1 ! -name README.md ! -name baselines -exec rm -rf {} +
