@@ -1,0 +1,115 @@
+"""The ``medbench`` command: run notebooks, audit, de-identify, benchmark.
+
+Expected failures (bad names, bad parameters, unreadable input) print one line
+``medbench: error: ...`` and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from medbench.errors import MedbenchError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from medbench import config, runner
+
+    overrides = dict(config.parse_override(p) for p in args.param)
+    results = runner.run_many(args.notebooks, profile=args.profile, overrides=overrides,
+                              reports=args.reports, progress=not args.quiet)
+    failed = [r for r in results if r.status != "completed"]
+    if failed:
+        print(f"medbench: {len(failed)} of {len(results)} notebook(s) failed:", file=sys.stderr)
+        for r in failed:
+            print(f"  {r.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    from medbench import runner
+
+    for path in runner.refresh_in_place(args.notebooks, progress=not args.quiet):
+        print(f"refreshed {path}")
+    return 0
+
+
+def _cmd_phantom(args: argparse.Namespace) -> int:
+    from medbench import config
+    from medbench.data.phantom import PhantomSpec, load_cohort
+
+    params = config.resolve("00_tour", args.profile)
+    spec = PhantomSpec(n_cases=params.n_cases, shape=tuple(params.image_size), spacing=tuple(params.spacing),
+                       seed=params.seed)
+    cohort = load_cohort(spec)
+    print(f"phantom cohort ({args.profile}, {spec.n_cases} cases): {cohort.root}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from medbench.bench import BENCHMARKS, run_benchmark
+
+    names = list(BENCHMARKS) if args.name == "all" else [args.name]
+    for name in names:
+        run_benchmark(name, out_dir=args.out)
+    return 0
+
+
+#: Subcommands implemented next to their domain code: name -> (module, help).
+_DELEGATED = {
+    "audit": ("medbench.audit.cli", "header-only audit of a DICOM folder into CSV + HTML"),
+    "deid": ("medbench.io.deid_cli", "de-identify a DICOM folder (PS3.15 Annex E basic profile)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="execute notebooks with papermill into reports/ and rebuild reports/index.html")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="names like 00_tour (default: all)")
+    p.add_argument("--profile", default="smoke", help="parameter profile (smoke, full)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter (repeatable)")
+    p.add_argument("--reports", default=None, help="reports folder (default: ./reports of this checkout)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("notebooks", help="re-execute notebooks in place at the smoke profile (refresh outputs)")
+    p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=_cmd_notebooks)
+
+    p = sub.add_parser("phantom", help="generate (or find cached) the synthetic cohort of a profile")
+    p.add_argument("--profile", default="smoke")
+    p.set_defaults(func=_cmd_phantom)
+
+    p = sub.add_parser("bench", help="run a named benchmark (or 'all') into reports/bench/NAME/")
+    p.add_argument("name")
+    p.add_argument("--out", default=None, help="output folder (default reports/bench/NAME)")
+    p.set_defaults(func=_cmd_bench)
+
+    for name, (module, help_text) in _DELEGATED.items():
+        p = sub.add_parser(name, help=help_text)
+        importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MedbenchError as exc:
+        print(f"medbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,240 @@
+"""Execute notebooks headless with papermill into run folders (``medbench run``).
+
+Each run goes to ``reports/<notebook>/<run_id>/`` holding ``executed.ipynb``,
+``executed.html``, ``params.yaml``, ``run.json``, ``metrics.json`` and
+``figures/``. The folder is assembled under a hidden temporary name and
+renamed when the run ends (completed or failed), so a crash of medbench itself
+never leaves a half-written run; parameters are validated before anything is
+created. One failing notebook does not stop the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medbench import config
+from medbench.errors import ConfigError, RunError
+from medbench.io.atomic import atomic_dir, write_text
+
+
+def notebooks_dir() -> Path:
+    """The notebooks folder of this checkout (``$MEDBENCH_NOTEBOOKS`` overrides)."""
+    env = os.environ.get("MEDBENCH_NOTEBOOKS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def notebook_path(name: str) -> Path:
+    stem = config.resolve_notebook(name)
+    path = notebooks_dir() / f"{stem}.ipynb"
+    if not path.is_file():
+        raise ConfigError(f"notebook {stem!r} is registered but {path} does not exist")
+    return path
+
+
+def kernel_name() -> str:
+    """The 'medbench' kernel when registered (``make install``), else this interpreter's python3."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return "medbench" if "medbench" in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+@dataclasses.dataclass
+class RunResult:
+    notebook: str
+    status: str  # "completed" | "failed"
+    run_dir: Path
+    duration_s: float
+    error: str = ""
+
+
+def _failure_message(notebook: str, exc: BaseException) -> str:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        first = next((ln for ln in exc.source.splitlines() if ln.strip()), "")
+        return (
+            f"{notebook} failed in cell {exc.cell_index} (execution count {exc.exec_count}, "
+            f"starting {first[:60]!r}): {exc.ename}: {exc.evalue}"
+        )
+    return f"{notebook} failed: {type(exc).__name__}: {exc}"
+
+
+def export_html(ipynb: Path, html: Path) -> None:
+    """Export an executed notebook to a standalone HTML page (atomically)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(ipynb, as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    write_text(html, body)
+
+
+def new_run_id(profile: str) -> str:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{stamp}-{profile}"
+
+
+def execute(
+    notebook: str,
+    params: config.NotebookParams,
+    run_dir: Path,
+    *,
+    profile: str,
+    progress: bool = True,
+) -> RunResult:
+    """Execute one notebook into the new folder ``run_dir`` (which must not exist)."""
+    import papermill as pm
+
+    src = notebook_path(notebook)
+    values = dataclasses.asdict(params)
+    start = time.perf_counter()
+    status, error = "completed", ""
+    with atomic_dir(run_dir) as tmp:
+        values["output_dir"] = str(run_dir)  # the final location; the notebook writes into tmp below
+        write_text(tmp / "params.yaml", yaml.safe_dump({"profile": profile, **values}, sort_keys=True))
+        injected = {**values, "output_dir": str(tmp)}
+        try:
+            pm.execute_notebook(
+                str(src), str(tmp / "executed.ipynb"), parameters=injected, kernel_name=kernel_name(),
+                progress_bar=progress, cwd=str(src.parent), log_output=False,
+            )
+        except Exception as exc:  # a failing notebook is a result, not a crash
+            status, error = "failed", _failure_message(notebook, exc)
+        duration = time.perf_counter() - start
+        if (tmp / "executed.ipynb").exists():
+            export_html(tmp / "executed.ipynb", tmp / "executed.html")
+        _finalise_record(tmp, run_dir, notebook, profile, status, error, duration)
+    return RunResult(notebook, status, run_dir, duration, error)
+
+
+def _finalise_record(
+    tmp: Path, final: Path, notebook: str, profile: str, status: str, error: str, duration: float
+) -> None:
+    """Write status.json; make sure run.json exists even if the notebook died before writing it."""
+    write_text(
+        tmp / "status.json",
+        json.dumps(
+            {"notebook": notebook, "profile": profile, "status": status, "error": error,
+             "duration_s": round(duration, 2)},
+            indent=2, sort_keys=True,
+        ) + "\n",
+    )
+    record = tmp / "run.json"
+    if record.exists():
+        data = json.loads(record.read_text())
+        data.update(status=status, profile=profile)
+        data.get("params", {})["output_dir"] = str(final)
+        write_text(record, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    else:
+        write_text(record, json.dumps({"notebook": notebook, "profile": profile, "status": status}, indent=2) + "\n")
+
+
+def run_many(
+    names: Sequence[str],
+    *,
+    profile: str = "smoke",
+    overrides: Mapping[str, Any] | None = None,
+    reports: Path | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+) -> list[RunResult]:
+    """Validate everything first, then execute each notebook; one failure does not stop the rest."""
+    from medbench.report.index import build_index
+    from medbench.repro import reports_root
+
+    stems = [config.resolve_notebook(n) for n in names] or list(config.NOTEBOOKS)
+    resolved = {s: config.resolve(s, profile, overrides) for s in stems}  # all errors before any work
+    for s in stems:
+        notebook_path(s)
+    root = Path(reports) if reports else reports_root()
+    _check_writable(root)
+    results = []
+    for n, stem in enumerate(stems, 1):
+        echo(f"[{n}/{len(stems)}] {stem} (profile {profile}) ...")
+        run_dir = root / stem / new_run_id(profile)
+        res = execute(stem, resolved[stem], run_dir, profile=profile, progress=progress)
+        echo(f"[{n}/{len(stems)}] {stem}: {res.status} in {res.duration_s:.1f} s -> {run_dir}")
+        if res.error:
+            echo(f"    {res.error}")
+        results.append(res)
+    index = build_index(root)
+    echo(f"report: {index}")
+    return results
+
+
+def _check_writable(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise RunError(f"reports folder {root} is not writable: {exc.strerror or exc}") from None
+
+
+def refresh_in_place(names: Sequence[str], *, progress: bool = True) -> list[Path]:
+    """``make notebooks``: re-execute notebooks at the smoke defaults and store normalised outputs.
+
+    Runs with no injected parameters (the parameters cell already holds the
+    smoke defaults), into a scratch run folder, then strips volatile metadata
+    (papermill timings, execution timestamps) so diffs show real changes only.
+    A failing notebook is not written back.
+    """
+    import papermill as pm
+
+    stems = [config.resolve_notebook(n) for n in names] or list(config.NOTEBOOKS)
+    written = []
+    for stem in stems:
+        src = notebook_path(stem)
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / src.name
+            env_before = os.environ.get("MEDBENCH_REPORTS")
+            os.environ["MEDBENCH_REPORTS"] = str(Path(scratch) / "reports")
+            try:
+                pm.execute_notebook(str(src), str(out), kernel_name=kernel_name(), progress_bar=progress,
+                                    cwd=str(src.parent))
+            except Exception as exc:
+                raise RunError(_failure_message(stem, exc)) from None
+            finally:
+                if env_before is None:
+                    os.environ.pop("MEDBENCH_REPORTS", None)
+                else:
+                    os.environ["MEDBENCH_REPORTS"] = env_before
+            normalise_notebook(out)
+            write_text(src, out.read_text(encoding="utf-8"))
+        written.append(src)
+    return written
+
+
+def normalise_notebook(path: Path) -> None:
+    """Remove run-specific metadata from an executed notebook, in place."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
+    nb.metadata["kernelspec"] = {"name": "medbench", "display_name": "medbench", "language": "python"}
+    count = 0
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            count += 1
+            cell.execution_count = count
+            for out in cell.get("outputs", []):
+                if "execution_count" in out:
+                    out["execution_count"] = count
+                out.get("metadata", {}).pop("papermill", None)
+    nbformat.write(nb, path)
