@@ -56,8 +56,6 @@ def install_orthanc() -> str:
     finally:
         if created:
             POLICY.unlink(missing_ok=True)
-    # The package may ship a running-service expectation; make sure no stray instance listens.
-    subprocess.run(["pkill", "-x", "Orthanc"], capture_output=True)
     ok, why = orthanc_status()
     return "orthanc: installed" if ok else f"orthanc: {why}"
 
