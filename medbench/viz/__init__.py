@@ -1,1 +1,42 @@
-"""medbench.viz."""
+"""medbench.viz: pure functions returning matplotlib figures or ipywidgets.
+
+Nothing here shows, displays or blocks: notebooks display what these return,
+and headless papermill runs just record it. Orientation conventions are in
+:mod:`medbench.viz.slicing`, the window function in :mod:`medbench.viz.windowing`,
+3D backends and their offline behaviour in :mod:`medbench.viz.view3d`.
+"""
+
+from __future__ import annotations
+
+from medbench.viz.figures import modality_grid, montage, orthogonal, overlay, window_comparison
+from medbench.viz.view3d import choose_backend, view3d
+from medbench.viz.viewer import SeriesBrowser, SliceViewer, series_browser
+from medbench.viz.windowing import (
+    WINDOW_PRESETS,
+    WindowStats,
+    apply_window,
+    percentile_window,
+    resolve_window,
+    window_stats,
+    window_stats_table,
+)
+
+__all__ = [
+    "WINDOW_PRESETS",
+    "SeriesBrowser",
+    "SliceViewer",
+    "WindowStats",
+    "apply_window",
+    "choose_backend",
+    "modality_grid",
+    "montage",
+    "orthogonal",
+    "overlay",
+    "percentile_window",
+    "resolve_window",
+    "series_browser",
+    "view3d",
+    "window_comparison",
+    "window_stats",
+    "window_stats_table",
+]

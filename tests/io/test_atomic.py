@@ -10,13 +10,17 @@ import pytest
 from medbench.io import atomic
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_write_text_replaces_whole_file_with_umask_mode(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "out.txt"
     atomic.write_text(target, "hello")
     assert target.read_text() == "hello"
-    mask = os.umask(0o022)
-    os.umask(mask)
-    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()
     assert [p.name for p in target.parent.iterdir()] == ["out.txt"]
 
 
@@ -42,4 +46,4 @@ def test_atomic_dir_refuses_existing_and_cleans_up_on_failure(tmp_path: Path) ->
     assert list(tmp_path.iterdir()) == []
     with atomic.atomic_dir(final) as tmp:
         (tmp / "a").write_text("x")
-    assert (final / "a").read_text() == "x" and final.stat().st_mode & 0o777 == 0o777 & ~os.umask(os.umask(0))
+    assert (final / "a").read_text() == "x" and final.stat().st_mode & 0o777 == 0o777 & ~_umask()
