@@ -39,11 +39,10 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
     from medbench import config
-    from medbench.data.phantom import PhantomSpec, load_cohort
+    from medbench.data.phantom import load_cohort
+    from medbench.data.sources import phantom_spec
 
-    params = config.resolve("00_tour", args.profile)
-    spec = PhantomSpec(n_cases=params.n_cases, shape=tuple(params.image_size), spacing=tuple(params.spacing),
-                       seed=params.seed)
+    spec = phantom_spec(config.resolve("00_tour", args.profile))
     cohort = load_cohort(spec)
     print(f"phantom cohort ({args.profile}, {spec.n_cases} cases): {cohort.root}")
     return 0
@@ -62,6 +61,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 _DELEGATED = {
     "audit": ("medbench.audit.cli", "header-only audit of a DICOM folder into CSV + HTML"),
     "deid": ("medbench.io.deid_cli", "de-identify a DICOM folder (PS3.15 Annex E basic profile)"),
+    "fetch": ("medbench.data.fetch_cli", "download, verify and unpack a public dataset (data_manifests/)"),
 }
 
 

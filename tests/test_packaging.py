@@ -42,5 +42,5 @@ def test_package_is_typed_and_cli_entry_point_works() -> None:
 
     assert (Path(medbench.__file__).parent / "py.typed").is_file()
     out = subprocess.run([sys.executable, "-m", "medbench.cli", "--help"], capture_output=True, text=True, check=True)
-    for command in ("run", "notebooks", "audit", "deid", "bench"):
+    for command in ("run", "notebooks", "phantom", "audit", "deid", "fetch", "bench"):
         assert command in out.stdout
