@@ -41,11 +41,11 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 nbval: $(STAMP)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
 
 notebooks: $(STAMP)
 	$(BIN)/medbench notebooks $(NOTEBOOKS)

@@ -83,7 +83,7 @@ def test_nbval_fails_when_a_checked_number_changes(tmp_path: Path) -> None:
     nbformat.write(nb, changed)
     env = {**os.environ, "MEDBENCH_REPORTS": str(tmp_path / "reports")}
     res = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--sanitize-with", str(SANITIZE),
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE),
          "-p", "no:cacheprovider", "-q", str(changed)],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
     )
