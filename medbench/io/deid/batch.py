@@ -1,0 +1,213 @@
+"""De-identify a folder of DICOM files: one report row per input file, fail closed.
+
+Layout of the output: ``OUT/<new Study UID>/<new Series UID>/<new SOP Instance UID>.dcm``.
+Source file and folder names are not reused because they often carry names,
+IDs or dates; the new UIDs are deterministic for a key, so a rerun with the
+same key writes the same paths and the same bytes.
+
+Statuses: ``written``; ``quarantined`` (not written on purpose: possible
+burned-in text, a DICOMDIR, a duplicate instance); ``failed`` (could not be
+fully de-identified, so nothing was written); ``not_dicom``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from medbench.errors import ConfigError, DeidError, DicomError
+from medbench.io.atomic import atomic_path, write_text
+from medbench.io.deid.core import (
+    DeidContext,
+    PrivateSpec,
+    burned_in_reason,
+    deidentify_dataset,
+    is_dicomdir,
+)
+
+STATUSES = ("written", "quarantined", "failed", "not_dicom")
+COLUMNS = ["source", "status", "reason", "output"]
+#: First group numbers accepted for a file without the DICM prefix (raw datasets start with these).
+_RAW_DATASET_GROUPS = frozenset({0x0002, 0x0008})
+_DICOMDIR_REASON = "DICOMDIR: it indexes the original layout; rebuild it from the output"
+
+
+class NotDicomError(DicomError):
+    """The file is not DICOM at all (becomes a ``not_dicom`` row in a batch)."""
+
+
+def read_dicom(path: str | os.PathLike[str]) -> Dataset:
+    """Read a DICOM file read-only, also accepting a raw dataset without preamble and meta.
+
+    A file without the ``DICM`` prefix is parsed only when its first element
+    is in group 0002 or 0008 and it then holds SOP Class and SOP Instance UIDs;
+    anything else raises :class:`NotDicomError`. Other read errors propagate.
+    """
+    with open(path, "rb") as fh:
+        try:
+            return dcmread(fh)
+        except InvalidDicomError:
+            pass
+        fh.seek(0)
+        head = fh.read(4)
+        groups = {int.from_bytes(head[:2], "little"), int.from_bytes(head[:2], "big")} if len(head) == 4 else set()
+        if not groups & _RAW_DATASET_GROUPS:
+            raise NotDicomError(f"{path} is not a DICOM file (no DICM prefix and no dataset at the start)")
+        fh.seek(0)
+        try:
+            ds = dcmread(fh, force=True)
+            complete = bool(ds.get("SOPClassUID")) and bool(ds.get("SOPInstanceUID"))
+        except Exception as exc:  # noqa: BLE001 - any parse failure of a non-DICM file means "not DICOM"
+            raise NotDicomError(f"{path} is not a DICOM file (no DICM prefix; parsing failed: {exc})") from exc
+        if not complete:
+            raise NotDicomError(f"{path} is not a DICOM file (no DICM prefix and no SOP Class/Instance UID)")
+        return ds
+
+
+def check_folders(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """Validate the input and output folders of a batch; raise :class:`ConfigError` with the reason.
+
+    IN must be a folder; OUT must not be IN, inside IN, or contain IN, and
+    must be absent or empty (so no earlier output is mixed in or overwritten).
+    """
+    src, dst = Path(in_dir).resolve(), Path(out_dir).resolve()
+    if not src.is_dir():
+        raise ConfigError(f"input folder {in_dir} does not exist or is not a folder")
+    if dst == src or src in dst.parents:
+        raise ConfigError(f"output folder {out_dir} is inside the input folder {in_dir}; choose a folder outside it")
+    if dst in src.parents:
+        raise ConfigError(f"output folder {out_dir} contains the input folder {in_dir}; choose a separate folder")
+    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
+        raise ConfigError(f"output folder {out_dir} already exists and is not empty; choose a new or empty folder")
+    return src, dst
+
+
+@dataclass
+class DeidReport:
+    """Outcome of :func:`deidentify_folder`: one row per input file in ``rows``.
+
+    ``rows`` columns: ``source`` (input path), ``status`` (one of
+    :data:`STATUSES`), ``reason``, ``output`` (written path or empty). The
+    report holds source paths, which may be identifying: keep it with the
+    originals, not with the de-identified copy.
+    """
+
+    rows: pd.DataFrame
+    in_dir: Path
+    out_dir: Path
+    options: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Files per status (every status present, zero when none)."""
+        return {s: int((self.rows["status"] == s).sum()) for s in STATUSES}
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed (quarantined and non-DICOM files are outcomes by design)."""
+        return self.counts["failed"] == 0
+
+    @property
+    def written(self) -> list[Path]:
+        """Paths of the de-identified files, in input order."""
+        return [Path(p) for p in self.rows.loc[self.rows["status"] == "written", "output"]]
+
+    def summary(self) -> str:
+        """One line: how many files ended in each status, and where the output is."""
+        c = self.counts
+        return (
+            f"{len(self.rows)} files: {c['written']} written, {c['quarantined']} quarantined, "
+            f"{c['failed']} failed, {c['not_dicom']} not DICOM -> {self.out_dir}"
+        )
+
+    def to_csv(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``rows`` as CSV, atomically."""
+        return write_text(path, self.rows.to_csv(index=False))
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self.summary()}</p>" + self.rows.to_html(index=False, max_rows=60)
+
+
+def _output_path(out_dir: Path, ds: Dataset) -> Path:
+    study = str(ds.get("StudyInstanceUID", "") or "") or "no-study-uid"
+    series = str(ds.get("SeriesInstanceUID", "") or "") or "no-series-uid"
+    return out_dir / study / series / f"{ds.SOPInstanceUID}.dcm"
+
+
+def _process(
+    path: Path, out_dir: Path, ctx: DeidContext, allow_burned_in: bool, claimed: dict[Path, Path]
+) -> dict[str, str]:
+    """De-identify one file; return its report row. Never raises for a bad file."""
+    row = {"source": str(path), "status": "failed", "reason": "", "output": ""}
+    try:
+        ds = read_dicom(path)
+    except NotDicomError as exc:
+        return {**row, "status": "not_dicom", "reason": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a batch records the error and carries on
+        return {**row, "reason": f"unreadable: {type(exc).__name__}: {exc}"}
+    try:
+        if is_dicomdir(ds):
+            return {**row, "status": "quarantined", "reason": _DICOMDIR_REASON}
+        risk = burned_in_reason(ds)
+        if risk and not allow_burned_in:
+            return {**row, "status": "quarantined", "reason": f"possible burned-in text: {risk}"}
+        out = deidentify_dataset(ds, ctx)
+        target = _output_path(out_dir, out)
+        if target in claimed:
+            reason = f"duplicate SOP Instance UID of {claimed[target]}; written once"
+            return {**row, "status": "quarantined", "reason": reason}
+        with atomic_path(target) as tmp:
+            out.save_as(tmp, enforce_file_format=True)
+        claimed[target] = path
+        reason = f"burned-in text risk accepted: {risk}" if risk else ""
+        return {**row, "status": "written", "reason": reason, "output": str(target)}
+    except DeidError as exc:
+        return {**row, "reason": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - fail closed: anything unexpected means "not written"
+        return {**row, "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def deidentify_folder(
+    in_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    key: bytes | str,
+    *,
+    date_shift: bool = False,
+    allow_burned_in: bool = False,
+    keep_private: Iterable[PrivateSpec] = (),
+) -> DeidReport:
+    """De-identify every file under ``in_dir`` (recursively, any name) into ``out_dir``.
+
+    ``key`` is the batch secret (>= 16 bytes): the same key gives the same
+    UIDs, date shifts and output bytes, so references between files (and
+    between batches) still resolve. Files with possible burned-in text are
+    quarantined unless ``allow_burned_in``. A file that cannot be fully
+    processed is not written and gets a ``failed`` row; each written file
+    appears whole (atomic write). Source files are only ever opened read-only.
+    pydicom's warnings about odd values are silenced here; the report is the
+    record.
+    """
+    src, dst = check_folders(in_dir, out_dir)
+    ctx = DeidContext(key, date_shift=date_shift, keep_private=frozenset(keep_private))
+    files = sorted((p for p in src.rglob("*") if p.is_file()), key=lambda p: p.relative_to(src).as_posix())
+    claimed: dict[Path, Path] = {}
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in files:
+            rows.append(_process(path, dst, ctx, allow_burned_in, claimed))
+    options = {
+        "date_shift": date_shift,
+        "allow_burned_in": allow_burned_in,
+        "keep_private": sorted(ctx.keep_private),
+        "edition": ctx.table.edition,
+    }
+    return DeidReport(pd.DataFrame(rows, columns=COLUMNS), src, dst, options)

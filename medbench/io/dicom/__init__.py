@@ -1,0 +1,50 @@
+"""Robust DICOM ingestion: discover files, group series, check geometry, decode pixels, load volumes.
+
+One line per step in a notebook::
+
+    found = discover("data/dicom")             # every file, with reasons for the skipped ones
+    series = group_series(found.files)         # one Series per volume (split where needed)
+    report = check_geometry(series[0])         # missing/duplicate slices, spacing, tilt...
+    volume = load_series(series[0])            # Volume (LPS affine), or a GeometryError saying why not
+"""
+
+from __future__ import annotations
+
+from medbench.errors import DecodeError, DicomError, GeometryError
+from medbench.io.dicom.discover import DicomFile, DiscoveryResult, discover, read_full, read_header
+from medbench.io.dicom.geometry import (
+    RESAMPLABLE,
+    TILT_TOLERANCE_PIXELS,
+    GeometryReport,
+    check_geometry,
+    geometry_table,
+)
+from medbench.io.dicom.load import ResampledWarning, load_series
+from medbench.io.dicom.pixels import pixel_units, read_pixels, syntax_label, window
+from medbench.io.dicom.series import ORIENTATION_TOLERANCE, Series, group_series, series_table
+
+__all__ = [
+    "DecodeError",
+    "DicomError",
+    "DicomFile",
+    "DiscoveryResult",
+    "GeometryError",
+    "GeometryReport",
+    "ORIENTATION_TOLERANCE",
+    "RESAMPLABLE",
+    "ResampledWarning",
+    "Series",
+    "TILT_TOLERANCE_PIXELS",
+    "check_geometry",
+    "discover",
+    "geometry_table",
+    "group_series",
+    "load_series",
+    "pixel_units",
+    "read_full",
+    "read_header",
+    "read_pixels",
+    "series_table",
+    "syntax_label",
+    "window",
+]

@@ -1,0 +1,246 @@
+"""Group DICOM files into series that can each become one volume.
+
+Files are grouped by StudyInstanceUID + SeriesInstanceUID, then a group is
+split wherever its files cannot form one volume, in this order:
+
+1. Modality;
+2. image size (Rows x Columns);
+3. orientation (ImageOrientationPatient cosines differing by more than
+   :data:`ORIENTATION_TOLERANCE`);
+4. multi-frame files: each multi-frame object is a volume on its own;
+5. EchoNumbers and TemporalPositionIdentifier (different echoes / time
+   points are different volumes by definition);
+6. AcquisitionNumber, but only when slice positions repeat inside the group.
+   CT scanners commonly increment AcquisitionNumber along one contiguous
+   volume (a real example ships with pydicom: ``dicomdirtests/98892001/CT5N``),
+   so splitting on it unconditionally would break valid volumes apart.
+
+Every split records a human-readable ``split_reason`` on each part.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from medbench.io.dicom.discover import DicomFile
+from medbench.io.dicom.frames import FrameGeometry, frame_geometries, normal_of
+
+#: Largest difference in any direction cosine for two slices to share an orientation (~0.06 degrees).
+ORIENTATION_TOLERANCE = 1e-3
+
+#: Positions closer than this (mm) count as the same position when looking for repeats.
+POSITION_TOLERANCE_MM = 0.01
+
+
+@dataclass
+class Series:
+    """Files that belong to one volume, ordered along the slice normal where geometry allows."""
+
+    key: str  # SeriesInstanceUID, plus "[<what distinguishes this part>]" when the series was split
+    study_uid: str
+    series_uid: str
+    modality: str
+    description: str
+    files: list[DicomFile] = field(repr=False)
+    split_reason: str | None = None
+
+    @property
+    def n_files(self) -> int:
+        return len(self.files)
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(f.path) for f in self.files]
+
+    @property
+    def series_number(self) -> int | None:
+        value = self.files[0].dataset.get("SeriesNumber") if self.files else None
+        try:
+            return int(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def n_frames(self) -> int:
+        return sum(f.n_frames for f in self.files)
+
+    @property
+    def is_image(self) -> bool:
+        return bool(self.files) and all(f.has_pixels for f in self.files)
+
+    def as_dict(self) -> dict[str, object]:
+        """One table row describing the series (for :func:`series_table`)."""
+        first = self.files[0].dataset if self.files else {}
+        return {
+            "key": self.key,
+            "modality": self.modality,
+            "description": self.description,
+            "series_number": self.series_number,
+            "n_files": self.n_files,
+            "n_frames": self.n_frames,
+            "rows": first.get("Rows"),
+            "columns": first.get("Columns"),
+            "split_reason": self.split_reason or "",
+            "study_uid": self.study_uid,
+            "series_uid": self.series_uid,
+        }
+
+
+def series_table(series: Iterable[Series]) -> pd.DataFrame:
+    """A DataFrame with one row per series (key, modality, description, sizes, split reason, UIDs)."""
+    rows = [s.as_dict() for s in series]
+    return pd.DataFrame(rows, columns=list(rows[0]) if rows else ["key"])
+
+
+# -- split criteria: each maps the files of a group to one label per file -----------------------
+
+
+def _tag_labels(keyword: str, short: str) -> Callable[[list[DicomFile]], list[Hashable]]:
+    def labels(files: list[DicomFile]) -> list[Hashable]:
+        return [f"{short} {f.dataset.get(keyword)}" if f.dataset.get(keyword) not in (None, "") else f"no {short}" for f in files]
+
+    return labels
+
+
+def _size_labels(files: list[DicomFile]) -> list[Hashable]:
+    return [f"{f.dataset.get('Rows')}x{f.dataset.get('Columns')}" if f.has_pixels else "no image" for f in files]
+
+
+def plane_name(orientation: np.ndarray) -> str:
+    """"axial", "coronal" or "sagittal" when the slice normal is within ~8 degrees of an axis, else "oblique"."""
+    normal = np.abs(normal_of(orientation))
+    axis = int(np.argmax(normal))
+    return ("sagittal", "coronal", "axial")[axis] if normal[axis] >= 0.99 else "oblique"
+
+
+def _orientation_labels(files: list[DicomFile]) -> list[Hashable]:
+    """Cluster orientations greedily (each file joins the first cluster within tolerance), named by plane."""
+    geometry = frame_geometries([f.dataset for f in files], [f.path.name for f in files])
+    first_frame: dict[int, FrameGeometry] = {}
+    for g in geometry:
+        first_frame.setdefault(g.source, g)
+    centres: list[np.ndarray] = []
+    cluster: list[int | None] = []
+    for i in range(len(files)):
+        iop = first_frame[i].orientation
+        if iop is None:
+            cluster.append(None)
+            continue
+        match = next((c for c, centre in enumerate(centres) if np.max(np.abs(iop - centre)) <= ORIENTATION_TOLERANCE), None)
+        if match is None:
+            centres.append(iop)
+            match = len(centres) - 1
+        cluster.append(match)
+    names = [plane_name(c) for c in centres]
+    repeated = {n for n in names if names.count(n) > 1}
+    numbered = [f"{n} {names[: c + 1].count(n)}" if n in repeated else n for c, n in enumerate(names)]
+    return [f"{numbered[c]} orientation" if c is not None else "no orientation" for c in cluster]
+
+
+def _multiframe_labels(files: list[DicomFile]) -> list[Hashable]:
+    if len(files) < 2 or all(f.n_frames == 1 for f in files):
+        return ["" for _ in files]
+    return [f"file {f.path.name}" if f.n_frames > 1 else "single-frame files" for f in files]
+
+
+def _positions_repeat(files: list[DicomFile]) -> bool:
+    geometry = [g for g in frame_geometries([f.dataset for f in files], [f.path.name for f in files]) if g.position is not None]
+    keys = [tuple(np.round(g.position / POSITION_TOLERANCE_MM).astype(int)) for g in geometry]
+    return len(keys) != len(set(keys))
+
+
+def _acquisition_labels(files: list[DicomFile]) -> list[Hashable]:
+    if not _positions_repeat(files):
+        return ["" for _ in files]
+    return _tag_labels("AcquisitionNumber", "acquisition")(files)
+
+
+_CRITERIA: list[tuple[str, Callable[[list[DicomFile]], list[Hashable]]]] = [
+    ("Modality", _tag_labels("Modality", "modality")),
+    ("image size (Rows x Columns)", _size_labels),
+    ("ImageOrientationPatient", _orientation_labels),
+    ("multi-frame objects (each is its own volume)", _multiframe_labels),
+    ("EchoNumbers", _tag_labels("EchoNumbers", "echo")),
+    ("TemporalPositionIdentifier", _tag_labels("TemporalPositionIdentifier", "time point")),
+    ("AcquisitionNumber (slice positions repeat)", _acquisition_labels),
+]
+
+
+@dataclass
+class _Part:
+    files: list[DicomFile]
+    labels: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+def _split(files: list[DicomFile]) -> list[_Part]:
+    parts = [_Part(files)]
+    for criterion, label_fn in _CRITERIA:
+        next_parts: list[_Part] = []
+        for part in parts:
+            labels = label_fn(part.files)
+            counts = Counter(labels)
+            if len(counts) < 2:
+                next_parts.append(part)
+                continue
+            summary = ", ".join(f"{label}: {n} file{'s' if n > 1 else ''}" for label, n in sorted(counts.items(), key=str))
+            for label in sorted(counts, key=str):
+                members = [f for f, lab in zip(part.files, labels, strict=True) if lab == label]
+                reason = f"{criterion} differs within the series ({summary}); this part: {label}"
+                next_parts.append(_Part(members, [*part.labels, str(label)], [*part.reasons, reason]))
+        parts = next_parts
+    return parts
+
+
+def _instance_number(f: DicomFile) -> float:
+    try:
+        return float(f.dataset.get("InstanceNumber"))
+    except (TypeError, ValueError):
+        return float("inf")
+
+
+def order_files(files: list[DicomFile]) -> list[DicomFile]:
+    """Files sorted along the slice normal when all have geometry, else by InstanceNumber, then path."""
+    geometry = frame_geometries([f.dataset for f in files], [f.path.name for f in files])
+    first = {}
+    for g in geometry:
+        first.setdefault(g.source, g)
+    if len(first) == len(files) and all(g.position is not None and g.orientation is not None for g in first.values()):
+        normal = normal_of(first[0].orientation)  # type: ignore[arg-type]
+        distance = {i: float(np.dot(g.position, normal)) for i, g in first.items()}  # type: ignore[arg-type]
+        keyed = sorted(range(len(files)), key=lambda i: (distance[i], _instance_number(files[i]), str(files[i].path)))
+        return [files[i] for i in keyed]
+    return sorted(files, key=lambda f: (_instance_number(f), str(f.path)))
+
+
+def group_series(files: Iterable[DicomFile]) -> list[Series]:
+    """Group files into :class:`Series`, splitting groups that cannot form one volume.
+
+    Returned in a stable order: by study UID, series number, series UID, then part.
+    """
+    groups: dict[tuple[str, str], list[DicomFile]] = {}
+    for f in files:
+        groups.setdefault((f.study_uid, f.series_uid), []).append(f)
+    result: list[Series] = []
+    for (study_uid, series_uid), members in groups.items():
+        for part in _split(members):
+            first = part.files[0]
+            labels = [lab for lab in part.labels if lab]
+            result.append(
+                Series(
+                    key=(series_uid or "<no SeriesInstanceUID>") + (f"[{', '.join(labels)}]" if labels else ""),
+                    study_uid=study_uid,
+                    series_uid=series_uid,
+                    modality=first.modality,
+                    description=str(first.dataset.get("SeriesDescription", "") or ""),
+                    files=order_files(part.files),
+                    split_reason="; ".join(part.reasons) if part.reasons else None,
+                )
+            )
+    result.sort(key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30, s.key))
+    return result

@@ -1,0 +1,59 @@
+"""medbench.data.samples: real files shipped inside installed packages, found without downloading."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from medbench.data import samples
+from medbench.errors import DataError
+
+
+def test_pydicom_test_files_are_real_and_complete() -> None:
+    files = samples.pydicom_test_files()
+    root = samples.pydicom_test_dir()
+    assert files == sorted(files) and all(p.is_file() for p in files)
+    rel = {str(p.relative_to(root)) for p in files}
+    assert {"CT_small.dcm", "MR_small.dcm", "dicomdirtests/DICOMDIR", "dicomdirtests/98892001/CT5N/2062"} <= rel
+    assert len(files) == sum(1 for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    assert pydicom.dcmread(samples.pydicom_sample("CT_small.dcm")).Modality == "CT"
+
+
+def test_pydicom_sample_by_path_or_unique_name() -> None:
+    assert samples.pydicom_sample("dicomdirtests/DICOMDIR").parent.name == "dicomdirtests"
+    assert samples.pydicom_sample("6154").parts[-2:] == ("CR1", "6154")  # unique name in a sub-folder
+    with pytest.raises(DataError, match="several files have that name"):
+        samples.pydicom_sample("DICOMDIR")  # dicomdirtests/ and dicomdirtests/TINY_ALPHA/
+    with pytest.raises(DataError, match="not in .*similar names: CT_small.dcm"):
+        samples.pydicom_sample("CT_smal.dcm")
+
+
+def test_mni152_template_and_masks_load() -> None:
+    t1 = nib.load(samples.mni152_t1())
+    masks = samples.mni152_masks()
+    assert set(masks) == {"gm", "wm"}
+    assert len(t1.shape) == 3 and min(t1.shape) > 50
+    for path in masks.values():
+        mask = nib.load(path)
+        assert mask.shape == t1.shape
+        np.testing.assert_allclose(mask.affine, t1.affine)
+
+
+def test_nibabel_test_files() -> None:
+    files = samples.nibabel_test_files()
+    names = {p.name for p in files}
+    assert {"example4d.nii.gz", "anatomical.nii", "0.dcm"} <= names
+    assert not any(p.suffix in {".py", ".pyc"} for p in files)
+
+
+def test_missing_package_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nilearn" else real(name, *a))
+    with pytest.raises(samples.SampleUnavailable, match=r"pip install nilearn"):
+        samples.mni152_t1()
+    assert issubclass(samples.SampleUnavailable, DataError)
+    assert samples.pydicom_test_files()  # other packages unaffected
