@@ -83,13 +83,9 @@ class DataAuditParams(PhantomParams):
     dicomweb_url: str = ""
     #: Shift dates per patient during de-identification (intervals preserved).
     deid_date_shift: bool = True
-    #: Number of sampled slices per series for the intensity statistics.
-    pixel_samples: int = 3
 
     def check(self) -> list[str]:
         problems = super().check()
-        if self.pixel_samples < 1:
-            problems.append("pixel_samples must be >= 1")
         if self.dicomweb_url and not self.dicomweb_url.startswith(("http://", "https://")):
             problems.append("dicomweb_url must start with http:// or https://")
         return problems

@@ -237,6 +237,19 @@ class Run:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
+    def scratch(self, name: str) -> Path:
+        """A path for a new folder ``name`` in the run folder; a previous run's folder of that name is removed.
+
+        For data a notebook builds (a DICOM tree, a de-identified copy) with the
+        atomic writers, which refuse to replace an existing folder.
+        """
+        import shutil
+
+        path = self.run_dir / name
+        if path.exists():
+            shutil.rmtree(path)
+        return path
+
     def add_data(self, name: str, digest_or_path: str | os.PathLike[str]) -> str:
         """Record the data a run used: a digest, or a path that is hashed now."""
         value = os.fspath(digest_or_path)

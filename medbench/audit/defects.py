@@ -113,3 +113,46 @@ def build_defect_tree(cohort: Cohort, out_dir: str | os.PathLike[str]) -> pd.Dat
     table = pd.DataFrame(rows)
     table["expected"] = table["defect"].map(EXPECTED)
     return table
+
+
+def _folder_of(path: str, root: Path) -> str:
+    rel = Path(path).resolve().relative_to(root.resolve())
+    return rel.parts[0] if len(rel.parts) > 1 else rel.as_posix()
+
+
+def verify_findings(planted: pd.DataFrame, root: str | os.PathLike[str], files_df: pd.DataFrame,
+                    series_df: pd.DataFrame) -> pd.DataFrame:
+    """Did the audit of ``root`` report each planted defect? One row per planted item.
+
+    ``files_df`` / ``series_df`` are the audit's tables (:func:`medbench.audit.run_audit`).
+    A clean series must be ``valid``; a damaged one must carry the matching
+    geometry verdict; two series in one folder must come out as two series; a
+    broken file must be a failure row with the matching reason.
+    """
+    root = Path(root)
+    files = files_df.assign(
+        rel=[Path(p).resolve().relative_to(root.resolve()).as_posix() for p in files_df["path"]],
+        folder=[_folder_of(p, root) for p in files_df["path"]],
+    )
+    verdicts = series_df.set_index("series_uid")["verdict"].to_dict()
+    keyword = {"missing_slice": "missing", "duplicate_slice": "duplicate", "uneven_spacing": "uneven"}
+    rows = []
+    for item in planted.itertuples():
+        if item.defect in ("truncated_file", "non_dicom_file"):
+            row = files[files["rel"] == item.path]
+            found = "; ".join(row["error"].astype(str)) or "no row for this file"
+            want = "truncated" if item.defect == "truncated_file" else "not_dicom"
+            detected = bool((row["error_kind"] == want).any())
+        else:
+            uids = sorted(files.loc[(files["folder"] == item.path) & files["readable"], "series_uid"].dropna().unique())
+            found_verdicts = [str(verdicts.get(u, "not summarised")) for u in uids]
+            found = f"{len(uids)} series: " + ", ".join(found_verdicts)
+            if item.defect == "none":
+                detected = found_verdicts == ["valid"]
+            elif item.defect == "two_series":
+                detected = len(uids) == 2
+            else:
+                detected = len(found_verdicts) == 1 and keyword[item.defect] in found_verdicts[0]
+        rows.append({"path": item.path, "defect": item.defect, "expected": item.expected, "found": found,
+                     "detected": detected})
+    return pd.DataFrame(rows)

@@ -1,0 +1,186 @@
+"""Run the whole audit on a folder and write its report.
+
+:func:`run_audit` = :func:`~medbench.audit.scan.scan_headers` →
+:func:`~medbench.audit.summary.summarize_series` →
+:func:`~medbench.audit.outliers.detect_outliers`, then writes into
+``out_dir``: ``files.csv``, ``series.csv``, ``outliers.csv``,
+``summary.json`` (counts) and a self-contained ``index.html`` (counts, failed
+files, series, outliers and the outlier plot embedded as a PNG). Every file
+is rendered in memory first and then written atomically, so a report file is
+either the previous version or the complete new one, never partial.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from medbench.audit.outliers import detect_outliers, outlier_plot
+from medbench.audit.scan import PHI_KEYWORDS, scan_headers
+from medbench.audit.summary import summarize_series
+from medbench.errors import DataError
+from medbench.io.atomic import write_text
+
+#: The files :func:`run_audit` writes into ``out_dir``.
+REPORT_FILES = ("files.csv", "series.csv", "outliers.csv", "summary.json", "index.html")
+
+
+@dataclass
+class AuditResult:
+    """Everything an audit found, and where its report is."""
+
+    root: Path
+    out_dir: Path
+    files_df: pd.DataFrame = field(repr=False)
+    series_df: pd.DataFrame = field(repr=False)
+    outliers_df: pd.DataFrame = field(repr=False)
+    counts: dict[str, Any] = field(default_factory=dict)
+    figure: Figure | None = field(default=None, repr=False)
+
+    @property
+    def report(self) -> Path:
+        """The HTML report."""
+        return self.out_dir / "index.html"
+
+    def summary_text(self) -> str:
+        """A few lines with the counts and the report location (what the CLI prints)."""
+        c = self.counts
+        failed = ", ".join(f"{k}: {n}" for k, n in c["failed"].items()) or "none"
+        return "\n".join(
+            [
+                f"audit of {self.root}",
+                f"  files: {c['files_found']} found, {c['readable']} readable, "
+                f"{sum(c['failed'].values())} failed ({failed})",
+                f"  series: {c['series_valid']} valid, {c['series_invalid']} invalid, "
+                f"{c['series_non_image']} not images; {c['outliers']} flagged as outliers",
+                f"  files with identifying attributes: {c['files_with_phi']}",
+                f"  report: {self.report}",
+            ]
+        )
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + html.escape(self.summary_text()) + "</pre>"
+
+
+def audit_counts(files_df: pd.DataFrame, series_df: pd.DataFrame, outliers_df: pd.DataFrame) -> dict[str, Any]:
+    """The headline numbers: files found / readable / failed by reason category, series by status."""
+    failed = files_df.loc[~files_df["readable"], "error_kind"].value_counts().sort_index()
+    status = series_df["status"].value_counts()
+    return {
+        "files_found": int(len(files_df)),
+        "readable": int(files_df["readable"].sum()),
+        "failed": {str(k): int(v) for k, v in failed.items()},
+        "files_with_phi": int((files_df["phi_present"].fillna("") != "").sum()),
+        "series_valid": int(status.get("valid", 0)),
+        "series_invalid": int(status.get("invalid", 0)),
+        "series_non_image": int(status.get("not an image", 0)),
+        "outliers": int(outliers_df["outlier"].sum()) if "outlier" in outliers_df else 0,
+    }
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _table(df: pd.DataFrame, empty: str) -> str:
+    if df.empty:
+        return f"<p><em>{html.escape(empty)}</em></p>"
+    return df.to_html(index=False, na_rep="", escape=True, border=0, classes="t")
+
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table.t{border-collapse:collapse;font-size:12px;margin-bottom:1.5em}
+table.t th,table.t td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
+table.t th{background:#f0f0f0}
+.counts td{padding:2px 12px 2px 0}
+"""
+
+
+def render_html(result: AuditResult, png: bytes) -> str:
+    """The self-contained ``index.html`` of an audit (no external resources)."""
+    c = result.counts
+    count_rows = [
+        ("files found", c["files_found"]),
+        ("readable", c["readable"]),
+        *((f"failed: {k}", n) for k, n in c["failed"].items()),
+        ("files with identifying attributes", c["files_with_phi"]),
+        ("series valid", c["series_valid"]),
+        ("series invalid", c["series_invalid"]),
+        ("series not images", c["series_non_image"]),
+        ("series flagged as outliers", c["outliers"]),
+    ]
+    counts = "".join(f"<tr><td>{html.escape(k)}</td><td><b>{v}</b></td></tr>" for k, v in count_rows)
+    failed = result.files_df.loc[~result.files_df["readable"], ["path", "error_kind", "error", "size_bytes"]]
+    series_cols = [c for c in result.series_df.columns if c not in ("study_uid", "series_uid")]
+    flagged = result.outliers_df[result.outliers_df["outlier"]] if "outlier" in result.outliers_df else result.outliers_df
+    image = base64.b64encode(png).decode("ascii")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>DICOM audit: {html.escape(str(result.root))}</title>
+<style>{_STYLE}</style></head><body>
+<h1>DICOM audit</h1>
+<p>Folder <code>{html.escape(str(result.root))}</code>, audited {html.escape(c["audited_at"])}.
+Full tables: <a href="files.csv">files.csv</a>, <a href="series.csv">series.csv</a>,
+<a href="outliers.csv">outliers.csv</a>, <a href="summary.json">summary.json</a>.</p>
+<h2>Counts</h2><table class="counts">{counts}</table>
+<h2>Files that failed</h2>{_table(failed, "every file is readable")}
+<h2>Series</h2>{_table(result.series_df[series_cols], "no series found")}
+<h2>Outliers</h2>
+<p><img alt="series outlier scatter plot" src="data:image/png;base64,{image}"></p>
+{_table(flagged, "no series flagged")}
+<p>Identifying attributes looked for (column <code>phi_present</code> of files.csv):
+{html.escape(", ".join(PHI_KEYWORDS))}.</p>
+</body></html>
+"""
+
+
+def _csv(df: pd.DataFrame) -> str:
+    return df.to_csv(index=False)
+
+
+def run_audit(
+    path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, sample_pixels: bool = True
+) -> AuditResult:
+    """Audit every file under ``path`` and write the report files into ``out_dir``.
+
+    Bad files are rows of the report, never exceptions; only a missing
+    ``path`` raises :class:`~medbench.errors.DataError`. ``out_dir`` may
+    exist: the :data:`REPORT_FILES` in it are replaced atomically.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"cannot audit {root}: it does not exist")
+    out = Path(out_dir)
+    files_df = scan_headers(root)
+    series_df = summarize_series(files_df, sample_pixels=sample_pixels)
+    outliers_df = detect_outliers(series_df[series_df["status"] != "not an image"])
+    counts = audit_counts(files_df, series_df, outliers_df)
+    counts["audited_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    counts["root"] = str(root)
+    counts["sample_pixels"] = sample_pixels
+    figure = outlier_plot(outliers_df)
+    result = AuditResult(root, out, files_df, series_df, outliers_df, counts, figure)
+    rendered = {
+        "files.csv": _csv(files_df),
+        "series.csv": _csv(series_df),
+        "outliers.csv": _csv(outliers_df),
+        "summary.json": json.dumps(counts, indent=2, sort_keys=True) + "\n",
+        "index.html": render_html(result, _png(figure)),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        write_text(out / name, text)
+    return result
+
