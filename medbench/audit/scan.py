@@ -51,6 +51,7 @@ import pydicom
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import tag_for_keyword
 from pydicom.filereader import data_element_generator
+from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 #: Identifying attributes reported in ``phi_present`` when present with a
@@ -289,7 +290,7 @@ def _read_pydicom(fp: BinaryIO, force: bool) -> _Header:
         little=little is not False,
         pixel_pos=pixel_pos,
         last_end=_last_end(elements) if pixel_pos is None else None,
-        checkable=not (syntax is not None and syntax.is_deflated),
+        checkable=not (syntax is not None and syntax.is_transfer_syntax and syntax.is_deflated),
         meta_sop_class=str(sop) if sop else None,
     )
 
@@ -412,6 +413,8 @@ def _check_integrity(fp: BinaryIO, header: _Header, fields: Mapping[str, Any], s
     if not header.checkable:
         return  # offsets refer to the inflated stream; zlib reports damage itself
     if header.pixel_pos is not None:
+        if header.syntax is not None and not header.syntax.is_transfer_syntax:
+            raise _Finding("unknown_syntax", f"unknown transfer syntax {header.syntax}: the pixel data cannot be interpreted")
         _check_pixel_element(fp, header, fields, size)
         return
     if header.last_end is not None and header.last_end > size:
@@ -458,7 +461,7 @@ def _decode(el: Any, kind: str, little: bool, encodings: list[str]) -> Any:
         return None
     if not isinstance(value, bytes):  # already converted by pydicom (fallback path)
         if kind == "ds":
-            return [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
+            return [float(v) for v in value] if isinstance(value, (list, tuple, MultiValue)) else [float(value)]
         return int(value) if kind in ("us", "is") else str(value).strip()
     if kind == "us":
         return struct.unpack(("<" if little else ">") + "H", value[:2])[0] if len(value) >= 2 else None
@@ -554,7 +557,7 @@ def scan_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     ``readable`` is True only for a file whose header parsed, that has a SOP
     Class UID and that passed the integrity checks; otherwise ``error_kind``
     (``empty``, ``not_dicom``, ``unreadable``, ``truncated``, ``corrupt``,
-    ``missing_pixel_data``, ``missing_sop_class``, ``permission_denied``,
+    ``missing_pixel_data``, ``unknown_syntax``, ``missing_sop_class``, ``permission_denied``,
     ``not_regular``, ``broken_link``, ``missing``, ``os_error``) and ``error``
     say why. Header columns are filled whenever the header parsed, so a
     truncated file still shows its series.

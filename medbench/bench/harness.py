@@ -92,7 +92,7 @@ def default_dir(name: str) -> Path:
 
 def ratio_figure(df: pd.DataFrame, *, label: str, ratio: str, title: str) -> Figure:
     """Horizontal bars of ``df[ratio]`` per ``df[label]``, with a line at 1 (the baseline)."""
-    fig = new_figure((6.4, 0.5 + 0.45 * max(len(df), 1)))
+    fig = new_figure((9.0, 0.8 + 0.4 * max(len(df), 1)))
     ax = fig.add_subplot()
     labels = [str(v) for v in df[label]]
     values = pd.to_numeric(df[ratio], errors="coerce").fillna(0.0).to_numpy()
