@@ -14,6 +14,7 @@ import dataclasses
 import datetime as _dt
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -195,25 +196,29 @@ def refresh_in_place(names: Sequence[str], *, progress: bool = True) -> list[Pat
     import papermill as pm
 
     stems = [config.resolve_notebook(n) for n in names] or list(config.NOTEBOOKS)
+    # a fixed scratch path keeps paths printed in outputs identical between refreshes
+    scratch = Path(tempfile.gettempdir()) / "medbench-notebook-refresh"
     written = []
     for stem in stems:
         src = notebook_path(stem)
-        with tempfile.TemporaryDirectory() as scratch:
-            out = Path(scratch) / src.name
-            env_before = os.environ.get("MEDBENCH_REPORTS")
-            os.environ["MEDBENCH_REPORTS"] = str(Path(scratch) / "reports")
-            try:
-                pm.execute_notebook(str(src), str(out), kernel_name=kernel_name(), progress_bar=progress,
-                                    cwd=str(src.parent))
-            except Exception as exc:
-                raise RunError(_failure_message(stem, exc)) from None
-            finally:
-                if env_before is None:
-                    os.environ.pop("MEDBENCH_REPORTS", None)
-                else:
-                    os.environ["MEDBENCH_REPORTS"] = env_before
-            normalise_notebook(out)
-            write_text(src, out.read_text(encoding="utf-8"))
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        out = scratch / src.name
+        env_before = os.environ.get("MEDBENCH_REPORTS")
+        os.environ["MEDBENCH_REPORTS"] = str(scratch / "reports")
+        try:
+            pm.execute_notebook(str(src), str(out), kernel_name=kernel_name(), progress_bar=progress,
+                                cwd=str(src.parent))
+        except Exception as exc:
+            raise RunError(_failure_message(stem, exc)) from None
+        finally:
+            if env_before is None:
+                os.environ.pop("MEDBENCH_REPORTS", None)
+            else:
+                os.environ["MEDBENCH_REPORTS"] = env_before
+        normalise_notebook(out)
+        write_text(src, out.read_text(encoding="utf-8"))
+        shutil.rmtree(scratch, ignore_errors=True)
         written.append(src)
     return written
 
