@@ -46,6 +46,9 @@ def seed_everything(seed: int) -> None:
 
     Also sets ``PYTHONHASHSEED`` for child processes (data loader workers
     started with spawn) — the current interpreter's hash seed is fixed at start.
+    DataLoader workers need nothing more: torch derives each worker's torch,
+    ``random`` and NumPy seeds from a base seed drawn from the (now seeded)
+    torch generator, so shuffling and per-worker augmentation repeat.
     Code that needs randomness should still prefer its own
     ``np.random.default_rng(seed)`` / MONAI ``Randomizable.set_random_state``.
     """
@@ -59,24 +62,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
-
-
-def worker_init_fn(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: derive each worker's numpy/random seed from torch's."""
-    import torch
-
-    base = torch.initial_seed() % 2**32
-    np.random.seed((base + worker_id) % 2**32)
-    random.seed(base + worker_id)
-
-
-def torch_generator(seed: int) -> Any:
-    """A seeded ``torch.Generator`` for DataLoader shuffling."""
-    import torch
-
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
 
 
 def set_deterministic(enabled: bool = True) -> dict[str, Any]:

@@ -79,3 +79,27 @@ def test_hash_path_folder_depends_on_names_and_contents(tmp_path: Path) -> None:
     h2 = repro.hash_path(tmp_path / "a")
     (tmp_path / "a" / "f").rename(tmp_path / "a" / "g")
     assert len({h1, h2, repro.hash_path(tmp_path / "a")}) == 3
+
+
+class _NoisyDataset(torch.utils.data.Dataset):
+    """Each item draws from numpy's global RNG, as many augmentation pipelines do."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> float:
+        return float(np.random.rand())
+
+
+def _epoch(seed: int) -> list[float]:
+    repro.seed_everything(seed)
+    loader = torch.utils.data.DataLoader(_NoisyDataset(), batch_size=2, shuffle=True, num_workers=2)
+    return [float(v) for batch in loader for v in batch]
+
+
+@pytest.mark.slow
+def test_seed_everything_makes_multi_worker_loading_repeat() -> None:
+    first = _epoch(0)
+    assert _epoch(0) == first
+    assert _epoch(1) != first
+    assert len(set(first)) == len(first), "workers must not share one numpy stream"
