@@ -14,11 +14,11 @@ PROFILE ?= smoke
 NOTEBOOKS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install run test unit nbval notebooks lab bench clean-reports help
+.PHONY: install run test lint unit nbval notebooks lab bench clean-reports help
 
 help:
 	@echo "make run        execute every notebook (profile $(PROFILE)) into reports/ and build reports/index.html"
-	@echo "make test       unit tests + nbval regression of every notebook"
+	@echo "make test       lint (ruff, mypy) + unit tests + nbval regression of every notebook"
 	@echo "make notebooks  re-execute notebooks in place at the smoke profile (refresh committed outputs)"
 	@echo "make lab        JupyterLab with the 'medbench' kernel"
 	@echo "make bench      run the benchmarks at their default size"
@@ -31,11 +31,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name medbench --display-name "medbench" >/dev/null
-	$(BIN)/python -m medbench.sysdeps
+	$(BIN)/python tools/sysdeps.py
 	@touch $@
 
 run: $(STAMP)
 	$(BIN)/medbench run --profile $(PROFILE) $(NOTEBOOKS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check medbench tests tools
+	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
@@ -44,6 +48,8 @@ nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
 
 test: $(STAMP)
+	$(BIN)/ruff check medbench tests tools
+	$(BIN)/mypy
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
 

@@ -38,11 +38,11 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
 
 
 def _cmd_phantom(args: argparse.Namespace) -> int:
-    from medbench import config
+    from medbench import recipes
     from medbench.data.phantom import load_cohort
-    from medbench.data.sources import phantom_spec
 
-    spec = phantom_spec(config.resolve("00_tour", args.profile))
+    cfg = recipes.resolve("00_tour", args.profile)
+    spec = cfg.data.spec(cfg.seed)  # type: ignore[attr-defined]
     cohort = load_cohort(spec)
     print(f"phantom cohort ({args.profile}, {spec.n_cases} cases): {cohort.root}")
     return 0
@@ -60,8 +60,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 #: Subcommands implemented next to their domain code: name -> (module, help).
 _DELEGATED = {
     "audit": ("medbench.audit.cli", "header-only audit of a DICOM folder into CSV + HTML"),
-    "deid": ("medbench.io.deid_cli", "de-identify a DICOM folder (PS3.15 Annex E basic profile)"),
-    "fetch": ("medbench.data.fetch_cli", "download, verify and unpack a public dataset (data_manifests/)"),
+    "deid": ("medbench.io.deid.cli", "de-identify a DICOM folder (PS3.15 Annex E basic profile)"),
+    "fetch": ("medbench.data.cli", "download, verify and unpack a public dataset (data_manifests/)"),
 }
 
 

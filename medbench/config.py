@@ -1,204 +1,197 @@
-"""Parameter schemas, one per notebook, and their named profiles (DESIGN §4).
+"""Parameter schemas: nested sections, optional values, unknown keys rejected (DESIGN §4).
 
-Each notebook has a frozen dataclass schema whose defaults are the ``smoke``
-profile (CPU, deterministic, a couple of minutes at most); ``full`` and any
-other profile live in ``medbench/profiles/<notebook>.yaml``. Papermill only
-warns about unknown parameters, so validation happens twice: ``medbench run``
-validates before executing anything, and the notebook's setup cell calls
-:func:`from_namespace`, which rejects a parameter the schema does not know —
-also one injected by a plain ``papermill -p``.
+Every notebook has one schema, a :class:`Params` subclass in its recipe
+(:mod:`medbench.recipes`), built from :class:`Section` models (pydantic v2,
+``extra="forbid"``, strict, frozen). Defaults are the ``smoke`` profile; other
+profiles are YAML files next to the recipes.
+
+**Flat and nested names.** A schema is nested (``data.n_cases``,
+``train.epochs``) but a papermill ``parameters`` cell is a flat list of
+assignments. The mapping is mechanical: a flat name is the path joined by
+``_``::
+
+    schema path          parameters cell / papermill -p
+    seed                 seed = 0
+    data.n_cases         data_n_cases = 2
+    train.epochs         train_epochs = 3
+
+Every entry point accepts both spellings: ``medbench run NB -p train.epochs=3``,
+``medbench run NB -p train_epochs=3``, ``papermill NB.ipynb out.ipynb -p
+train_epochs 3``, and profile YAML with nested mappings (``train: {epochs: 3}``)
+or dotted keys. A schema whose flat names would collide is rejected when it is
+first used.
+
+**Validation.** Types are strict (``"3"`` is not an int, ``True`` is not an int,
+an int is accepted for a float); unknown names fail with a "did you mean"
+hint; cross-field rules live in each schema's validators. Every problem is a
+:class:`~medbench.errors.ConfigError` naming the parameter in both spellings.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import ast
 import difflib
-import types
-import typing
-from collections.abc import Mapping
-from importlib import resources
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, ClassVar, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from medbench.errors import ConfigError
+from medbench.errors import ConfigError, format_validation_error
 
 PROFILES = ("smoke", "full")
 
-
-@dataclasses.dataclass(frozen=True)
-class NotebookParams:
-    """Parameters every notebook takes."""
-
-    #: Seed for every random number generator of the run.
-    seed: int = 0
-    #: Run folder; empty means ``reports/<notebook>/interactive`` (``medbench run`` sets it).
-    output_dir: str = ""
-
-    def check(self) -> list[str]:
-        """Cross-field and range checks; a list of problems (empty when valid)."""
-        return ["seed must be >= 0"] if self.seed < 0 else []
+S = TypeVar("S", bound="Section")
 
 
-@dataclasses.dataclass(frozen=True)
-class PhantomParams(NotebookParams):
-    """Parameters of notebooks that run on the synthetic phantom cohort."""
+class Section(BaseModel):
+    """A group of parameters: unknown keys rejected, strict types, immutable."""
 
-    #: Number of synthetic cases.
-    n_cases: int = 2
-    #: Phantom grid (i, j, k) in voxels.
-    image_size: list[int] = dataclasses.field(default_factory=lambda: [64, 64, 32])
-    #: Voxel spacing (i, j, k) in mm.
-    spacing: list[float] = dataclasses.field(default_factory=lambda: [1.5, 1.5, 3.0])
-
-    def check(self) -> list[str]:
-        problems = super().check()
-        if self.n_cases < 1:
-            problems.append("n_cases must be >= 1")
-        if len(self.image_size) != 3 or min(self.image_size) < 8:
-            problems.append("image_size must be three integers, each >= 8")
-        if len(self.spacing) != 3 or min(self.spacing) <= 0:
-            problems.append("spacing must be three positive numbers (mm)")
-        return problems
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, validate_default=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class TourParams(PhantomParams):
-    """00_tour: the phantom, viewers, windowing and profiles."""
+class Params(Section):
+    """Base of every notebook schema: the parameters every notebook takes."""
 
-    #: Where the images come from: the synthetic phantom, or nilearn's bundled MNI152 T1 template.
-    data_source: Literal["phantom", "mni152"] = "phantom"
-    #: 3D viewer backend: auto (offline-safe), niivue, slices or itk (online only, opt-in).
-    view3d_backend: Literal["auto", "niivue", "slices", "itk"] = "auto"
+    #: Notebook stem (``00_tour``); set by each recipe's schema.
+    notebook: ClassVar[str] = ""
 
+    seed: int = Field(0, ge=0, description="Seed for every random number generator of the run.")
 
-@dataclasses.dataclass(frozen=True)
-class DataAuditParams(PhantomParams):
-    """01_data_audit: DICOM/NIfTI ingestion, audit, de-identification, DICOMweb."""
+    # -- flat <-> nested ---------------------------------------------------------
+    @classmethod
+    def flat_fields(cls) -> dict[str, tuple[str, ...]]:
+        """Flat parameter name -> path in the schema (e.g. ``data_n_cases`` -> ``("data", "n_cases")``)."""
+        return flat_fields(cls)
 
-    #: Also audit the real sample files that ship inside pydicom.
-    include_pydicom_samples: bool = True
-    #: Base URL of a DICOMweb server to audit as well (empty: skip the PACS section).
-    dicomweb_url: str = ""
-    #: Shift dates per patient during de-identification (intervals preserved).
-    deid_date_shift: bool = True
+    def to_flat(self) -> dict[str, Any]:
+        """Flat name -> value (what a parameters cell holds)."""
+        nested = self.model_dump(mode="python")
+        return {name: _get(nested, path) for name, path in self.flat_fields().items()}
 
-    def check(self) -> list[str]:
-        problems = super().check()
-        if self.dicomweb_url and not self.dicomweb_url.startswith(("http://", "https://")):
-            problems.append("dicomweb_url must start with http:// or https://")
-        return problems
+    @classmethod
+    def defaults_flat(cls) -> dict[str, Any]:
+        """The schema defaults (= the smoke profile) by flat name."""
+        return cls().to_flat()
 
+    @classmethod
+    def validate_values(cls: type[P], values: Mapping[str, Any], *, where: str = "") -> P:
+        """Build the schema from flat names, dotted paths or nested mappings (mixing is fine)."""
+        return validate(cls, values, where=where)
 
-#: Notebook stem -> schema. The order is the series order.
-NOTEBOOKS: dict[str, type[NotebookParams]] = {
-    "00_tour": TourParams,
-    "01_data_audit": DataAuditParams,
-}
+    @classmethod
+    def from_namespace(cls: type[P], namespace: Mapping[str, Any]) -> P:
+        """Validate the parameters a notebook's ``parameters`` cell (and papermill's injected cell) defined.
 
-
-def resolve_notebook(name: str) -> str:
-    """Accept ``00_tour``, ``00_tour.ipynb``, ``notebooks/00_tour.ipynb``, ``00`` or ``tour``."""
-    stem = Path(name).name.removesuffix(".ipynb")
-    if stem in NOTEBOOKS:
-        return stem
-    matches = [nb for nb in NOTEBOOKS if nb.split("_", 1)[0] == stem or nb.split("_", 1)[1] == stem]
-    if len(matches) == 1:
-        return matches[0]
-    hint = difflib.get_close_matches(stem, list(NOTEBOOKS), n=1)
-    extra = f" (did you mean {hint[0]!r}?)" if hint else ""
-    raise ConfigError(f"unknown notebook {name!r}{extra}; known notebooks: {', '.join(NOTEBOOKS)}")
+        Call from the setup cell as ``cfg = tour.Params.from_namespace(globals())``.
+        See :func:`from_namespace`.
+        """
+        return from_namespace(cls, namespace)
 
 
-def schema_for(notebook: str) -> type[NotebookParams]:
-    return NOTEBOOKS[resolve_notebook(notebook)]
+P = TypeVar("P", bound=Params)
 
 
-def _describe(tp: Any) -> str:
-    if get_origin(tp) is Literal:
-        return " | ".join(repr(a) for a in get_args(tp))
-    if get_origin(tp) is list:
-        return f"list of {get_args(tp)[0].__name__}"
-    return getattr(tp, "__name__", str(tp))
+def _fields_of(model: type[BaseModel]) -> dict[str, Any]:
+    return dict(model.model_fields)
 
 
-def _coerce(notebook: str, key: str, value: Any, tp: Any) -> Any:
-    """Check ``value`` against the annotation ``tp``; convert only lossless cases."""
-
-    def bad() -> ConfigError:
-        return ConfigError(
-            f"{notebook}: parameter {key!r} must be {_describe(tp)}, got {value!r} ({type(value).__name__})"
-        )
-
-    origin = get_origin(tp)
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise bad()
-        return value
-    if origin is list:
-        (item_tp,) = get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise bad()
-        return [_coerce(notebook, f"{key}[{i}]", v, item_tp) for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad()
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad()
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad()
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad()
-        return value
-    raise TypeError(f"unsupported parameter annotation {tp!r} for {key}")
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Section)
 
 
-def validate(notebook: str, values: Mapping[str, Any]) -> NotebookParams:
-    """Build the notebook's schema from ``values``: unknown keys and wrong types are errors."""
-    notebook = resolve_notebook(notebook)
-    schema = NOTEBOOKS[notebook]
-    hints = typing.get_type_hints(schema, include_extras=False)
-    fields = {f.name for f in dataclasses.fields(schema)}
-    unknown = sorted(set(values) - fields)
+def flat_fields(schema: type[Section], prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """Flat name -> path for every leaf parameter of ``schema``; colliding flat names are an error."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, info in _fields_of(schema).items():
+        path = (*prefix, name)
+        if _is_section(info.annotation):
+            sub = flat_fields(info.annotation, path)
+        else:
+            sub = {"_".join(path): path}
+        for flat, p in sub.items():
+            if flat in out:
+                raise ConfigError(
+                    f"schema {schema.__name__}: parameters {'.'.join(out[flat])} and {'.'.join(p)} "
+                    f"both have the flat name {flat!r}"
+                )
+            out[flat] = p
+    return out
+
+
+def _get(nested: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = nested
+    for part in path:
+        value = value[part]
+    return value
+
+
+def _set(nested: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = nested
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"parameter {'.'.join(path)}: {part!r} is a section, not a value")
+    node[path[-1]] = value
+
+
+def normalise(schema: type[Section], values: Mapping[str, Any], *, where: str = "") -> dict[str, dict[str, Any] | Any]:
+    """Turn flat names, dotted paths and nested mappings into one nested dict; unknown names fail."""
+    leaves = flat_fields(schema)
+    by_dotted = {".".join(p): p for p in leaves.values()}
+    sections = {p[: n] for p in leaves.values() for n in range(1, len(p))}
+    nested: dict[str, Any] = {}
+    unknown: list[str] = []
+
+    def visit(key: str, value: Any, prefix: tuple[str, ...]) -> None:
+        path = (*prefix, *key.split("."))
+        if path in sections and isinstance(value, Mapping):
+            for k, v in value.items():
+                visit(str(k), v, path)
+            return
+        flat = "_".join(path)
+        if isinstance(value, tuple):  # a tuple literal is as good as a list for a parameter
+            value = list(value)
+        if ".".join(path) in by_dotted:
+            _set(nested, by_dotted[".".join(path)], value)
+        elif not prefix and "." not in key and flat in leaves:
+            _set(nested, leaves[flat], value)
+        else:
+            unknown.append(".".join(path))
+
+    for key, value in values.items():
+        visit(str(key), value, ())
     if unknown:
+        names = sorted(set(leaves) | set(by_dotted))
         parts = []
-        for key in unknown:
-            hint = difflib.get_close_matches(key, sorted(fields), n=1)
+        for key in sorted(unknown):
+            hint = difflib.get_close_matches(key, names, n=1, cutoff=0.7)
             parts.append(f"{key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
         raise ConfigError(
-            f"{notebook}: unknown parameter {', '.join(parts)}; valid parameters: {', '.join(sorted(fields))}"
+            f"{where or schema.__name__}: unknown parameter {', '.join(parts)}; "
+            f"valid parameters: {', '.join(sorted(by_dotted))}"
         )
-    coerced = {k: _coerce(notebook, k, v, hints[k]) for k, v in values.items()}
-    params = schema(**coerced)
-    problems = params.check()
-    if problems:
-        raise ConfigError(f"{notebook}: " + "; ".join(problems))
-    return params
+    return nested
 
 
-def defaults(notebook: str) -> dict[str, Any]:
-    """The schema defaults (= the smoke profile) as a plain dict."""
-    return dataclasses.asdict(schema_for(notebook)())
+def validate(schema: type[S], values: Mapping[str, Any], *, where: str = "") -> S:
+    """Build ``schema`` from ``values``: unknown keys, wrong types and failed checks are ConfigErrors."""
+    where = where or getattr(schema, "notebook", "") or schema.__name__
+    nested = normalise(schema, values, where=where)
+    try:
+        return schema.model_validate(nested)
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {format_validation_error(exc)}") from None
 
 
-def profile_path(notebook: str) -> Path:
-    return Path(str(resources.files("medbench") / "profiles" / f"{resolve_notebook(notebook)}.yaml"))
-
-
-def load_profiles(notebook: str) -> dict[str, dict[str, Any]]:
-    """All profiles of a notebook from its YAML (each a partial override of the defaults)."""
-    path = profile_path(notebook)
+# -- profiles -----------------------------------------------------------------------
+def read_profiles(path: Path, where: str = "") -> dict[str, dict[str, Any]]:
+    """All profiles of a YAML file (profile name -> partial parameters)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
-        raise ConfigError(f"{notebook}: profile file {path} is missing") from None
+        raise ConfigError(f"{where or path}: profile file {path} is missing") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) or v is None for v in data.values()):
@@ -206,23 +199,52 @@ def load_profiles(notebook: str) -> dict[str, dict[str, Any]]:
     return {str(k): dict(v or {}) for k, v in data.items()}
 
 
-def resolve(notebook: str, profile: str = "smoke", overrides: Mapping[str, Any] | None = None) -> NotebookParams:
-    """Defaults, then the profile, then ``overrides`` — validated."""
-    profiles = load_profiles(notebook)
-    if profile not in profiles:
-        raise ConfigError(
-            f"{resolve_notebook(notebook)}: unknown profile {profile!r}; available: {', '.join(sorted(profiles))}"
-        )
-    values = {**defaults(notebook), **profiles[profile], **dict(overrides or {})}
-    return validate(notebook, values)
+def merged(schema: type[S], *layers: Mapping[str, Any] | None, where: str = "") -> S:
+    """Defaults, then each layer in order (profiles, overrides), validated once at the end."""
+    nested: dict[str, Any] = schema().model_dump(mode="python") if _all_defaults(schema) else {}
+    for layer in layers:
+        if layer:
+            _deep_update(nested, normalise(schema, layer, where=where))
+    return validate(schema, nested, where=where)
 
 
+def _all_defaults(schema: type[Section]) -> bool:
+    try:
+        schema()
+        return True
+    except ValidationError:
+        return False
+
+
+def _deep_update(base: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+
+
+def diff(params: Section, reference: Section) -> dict[str, Any]:
+    """Dotted name -> value of every parameter of ``params`` that differs from ``reference``."""
+    a, b = params.model_dump(mode="json"), reference.model_dump(mode="json")
+    out: dict[str, Any] = {}
+    for path in flat_fields(type(params)).values():
+        va, vb = _get(a, path), _get(b, path)
+        if va != vb:
+            out[".".join(path)] = va
+    return out
+
+
+# -- command-line overrides ----------------------------------------------------------
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse one ``-p KEY=VALUE``; the value is read as a YAML scalar/list (``3``, ``true``, ``[1,2]``)."""
+    """Parse one ``-p KEY=VALUE``; KEY is flat (``train_epochs``) or dotted (``train.epochs``).
+
+    The value is read as a YAML scalar or list (``3``, ``true``, ``[1, 2]``, ``null``).
+    """
     key, sep, raw = text.partition("=")
     key = key.strip()
-    if not sep or not key.isidentifier():
-        raise ConfigError(f"malformed parameter {text!r}: expected KEY=VALUE, e.g. -p seed=1")
+    if not sep or not key or not all(part.isidentifier() for part in key.split(".")):
+        raise ConfigError(f"malformed parameter {text!r}: expected KEY=VALUE, e.g. -p seed=1 or -p train.epochs=3")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -230,22 +252,71 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-_SKIP_TYPES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
+# -- notebooks ------------------------------------------------------------------------
+def literal_assignments(source: str) -> dict[str, Any] | None:
+    """``{name: value}`` when ``source`` holds only ``name = <literal>`` statements (and comments), else None.
 
-
-def from_namespace(notebook: str, namespace: Mapping[str, Any]) -> NotebookParams:
-    """Validate the parameters a notebook's ``parameters`` cell (and papermill) defined.
-
-    Call from the setup cell as ``cfg = config.from_namespace("00_tour", globals())``.
-    Every public plain-data global (numbers, strings, lists, dicts, None) counts as a
-    parameter, so a misspelt ``papermill -p seeed 3`` is an error here instead of a
-    silently ignored warning.
+    This is the shape of a papermill ``parameters`` cell and of the cell papermill injects.
     """
-    ignore = {"In", "Out", "exit", "quit", "get_ipython", "open"}
-    values = {
-        k: v
-        for k, v in namespace.items()
-        if not k.startswith("_") and k not in ignore and not isinstance(v, _SKIP_TYPES)
-        and isinstance(v, (int, float, str, list, tuple, dict, type(None)))
-    }
-    return validate(notebook, values)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    out: dict[str, Any] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            return None
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            return None
+    return out
+
+
+#: First line of the cell papermill injects after the ``parameters`` cell.
+PAPERMILL_INJECTED_HEADER = "# Parameters"
+
+
+def parameter_cells(history: Iterable[str]) -> dict[str, Any] | None:
+    """Names defined by the parameter cells that ran just before the current cell.
+
+    ``history`` is IPython's ``In`` (the current cell last). The cell before
+    the current one counts when it is made only of literal assignments (the
+    ``parameters`` cell); when it is papermill's injected cell (first line
+    ``# Parameters``), the tagged cell before it counts too. None when the
+    cell before is something else (the setup cell was re-run on its own).
+    """
+    cells = [c for c in list(history)[:-1] if c.strip()]
+    names: dict[str, Any] = {}
+    if not cells:
+        return None
+    last = literal_assignments(cells[-1])
+    if not last:
+        return None
+    names.update(last)
+    if cells[-1].lstrip().startswith(PAPERMILL_INJECTED_HEADER) and len(cells) > 1:
+        before = literal_assignments(cells[-2])
+        for k, v in (before or {}).items():
+            names.setdefault(k, v)
+    return names
+
+
+def from_namespace(schema: type[P], namespace: Mapping[str, Any]) -> P:
+    """Validate the parameters defined in a notebook's namespace.
+
+    The names checked are those the ``parameters`` cell and papermill's
+    injected cell assign (read from IPython's input history ``In``), so a
+    misspelt ``papermill -p seeed 3`` fails here instead of being a silent
+    warning, while variables that later cells created (``metrics``, ``cols``)
+    are never mistaken for parameters: "Run All" works twice in one kernel.
+    Values are taken from the namespace (the cells' latest assignments).
+    Outside IPython (no ``In``), or when the setup cell is re-run on its own,
+    only the schema's own names are read from the namespace.
+    """
+    leaves = flat_fields(schema)
+    history = namespace.get("In")
+    candidates = parameter_cells(history) if isinstance(history, list) and history else None
+    names = set(candidates) if candidates is not None else set()
+    names |= {k for k in leaves if k in namespace}
+    values = {k: namespace[k] for k in sorted(names) if k in namespace}
+    return validate(schema, values)

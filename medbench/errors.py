@@ -8,6 +8,8 @@ without a traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MedbenchError(Exception):
     """Base class of every deliberate medbench error."""
@@ -43,3 +45,30 @@ class FetchError(DataError):
 
 class RunError(MedbenchError):
     """A notebook run failed; the message names the notebook, the cell and the error."""
+
+
+def describe_parameter(path: tuple[str, ...]) -> str:
+    """``'train.epochs' (train_epochs in the parameters cell)``, or ``'seed'`` for a top-level name."""
+    dotted, flat = ".".join(path), "_".join(path)
+    return repr(dotted) if dotted == flat else f"{dotted!r} ({flat} in the parameters cell)"
+
+
+def format_validation_error(exc: Any) -> str:
+    """A pydantic ``ValidationError`` as one line per problem, naming the parameter and the value received.
+
+    Dotted and flat spellings are both given for nested parameters
+    (``'train.epochs' (train_epochs in the parameters cell)``).
+    """
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(str(p) for p in err["loc"] if not isinstance(p, int))
+        idx = [p for p in err["loc"] if isinstance(p, int)]
+        name = describe_parameter(loc) if loc else "(parameters)"
+        if idx:
+            name += f" item {idx[0]}"
+        msg = err["msg"]
+        if err["type"] in ("value_error", "assertion_error"):
+            msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        got = f", got {err['input']!r}" if "input" in err and not isinstance(err["input"], dict) else ""
+        lines.append(f"parameter {name}: {msg}{got}")
+    return "; ".join(lines)

@@ -1,8 +1,8 @@
 """Execute notebooks headless with papermill into run folders (``medbench run``).
 
 Each run goes to ``reports/<notebook>/<run_id>/`` holding ``executed.ipynb``,
-``executed.html``, ``params.yaml``, ``run.json``, ``metrics.json`` and
-``figures/``. The folder is assembled under a hidden temporary name and
+``executed.html``, ``params.yaml``, ``run.json`` (status included),
+``metrics.json`` and ``figures/``. The folder is assembled under a hidden temporary name and
 renamed when the run ends (completed or failed), so a crash of medbench itself
 never leaves a half-written run; parameters are validated before anything is
 created. One failing notebook does not stop the rest.
@@ -10,6 +10,7 @@ created. One failing notebook does not stop the rest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -18,15 +19,16 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from medbench import config
+from medbench import config, recipes
+from medbench.atomic import atomic_dir, write_text
 from medbench.errors import ConfigError, RunError
-from medbench.io.atomic import atomic_dir, write_text
+from medbench.report.run import ENV_OVERRIDES, ENV_PROFILE, ENV_RUN_DIR, finalise, reports_root
 
 
 def notebooks_dir() -> Path:
@@ -38,7 +40,7 @@ def notebooks_dir() -> Path:
 
 
 def notebook_path(name: str) -> Path:
-    stem = config.resolve_notebook(name)
+    stem = recipes.resolve_notebook(name)
     path = notebooks_dir() / f"{stem}.ipynb"
     if not path.is_file():
         raise ConfigError(f"notebook {stem!r} is registered but {path} does not exist")
@@ -88,59 +90,61 @@ def new_run_id(profile: str) -> str:
     return f"{stamp}-{profile}"
 
 
+@contextlib.contextmanager
+def _run_environment(run_dir: Path, profile: str, overrides: Mapping[str, Any]) -> Iterator[None]:
+    """Tell the kernel where its run goes (read by :func:`medbench.report.start_run`)."""
+    values = {ENV_RUN_DIR: str(run_dir), ENV_PROFILE: profile, ENV_OVERRIDES: json.dumps(dict(overrides), sort_keys=True)}
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def execute(
     notebook: str,
-    params: config.NotebookParams,
+    params: config.Params,
     run_dir: Path,
     *,
     profile: str,
+    overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> RunResult:
-    """Execute one notebook into the new folder ``run_dir`` (which must not exist)."""
+    """Execute one notebook into the new folder ``run_dir`` (which must not exist).
+
+    The parameters are injected under their flat names (what the notebook's
+    ``parameters`` cell holds); the run's folder, profile and overrides reach
+    the kernel through the environment, so no science schema carries an
+    output path.
+    """
     import papermill as pm
 
     src = notebook_path(notebook)
-    values = dataclasses.asdict(params)
+    changed = dict(overrides) if overrides is not None else config.diff(params, type(params)())
     start = time.perf_counter()
     status, error = "completed", ""
     with atomic_dir(run_dir) as tmp:
-        values["output_dir"] = str(run_dir)  # the final location; the notebook writes into tmp below
-        write_text(tmp / "params.yaml", yaml.safe_dump({"profile": profile, **values}, sort_keys=True))
-        injected = {**values, "output_dir": str(tmp)}
+        write_text(tmp / "params.yaml", yaml.safe_dump(
+            {"profile": profile, "overrides": changed, "params": params.model_dump(mode="json")}, sort_keys=True))
         try:
-            pm.execute_notebook(
-                str(src), str(tmp / "executed.ipynb"), parameters=injected, kernel_name=kernel_name(),
-                progress_bar=progress, cwd=str(src.parent), log_output=False,
-            )
+            with _run_environment(tmp, profile, changed):
+                pm.execute_notebook(
+                    str(src), str(tmp / "executed.ipynb"), parameters=params.to_flat(), kernel_name=kernel_name(),
+                    progress_bar=progress, cwd=str(src.parent), log_output=False,
+                )
         except Exception as exc:  # a failing notebook is a result, not a crash
             status, error = "failed", _failure_message(notebook, exc)
         duration = time.perf_counter() - start
         if (tmp / "executed.ipynb").exists():
             export_html(tmp / "executed.ipynb", tmp / "executed.html")
-        _finalise_record(tmp, run_dir, notebook, profile, status, error, duration)
+        finalise(tmp, notebook=notebook, status=status, error=error, duration_s=duration, profile=profile,
+                 overrides=changed)
     return RunResult(notebook, status, run_dir, duration, error)
-
-
-def _finalise_record(
-    tmp: Path, final: Path, notebook: str, profile: str, status: str, error: str, duration: float
-) -> None:
-    """Write status.json; make sure run.json exists even if the notebook died before writing it."""
-    write_text(
-        tmp / "status.json",
-        json.dumps(
-            {"notebook": notebook, "profile": profile, "status": status, "error": error,
-             "duration_s": round(duration, 2)},
-            indent=2, sort_keys=True,
-        ) + "\n",
-    )
-    record = tmp / "run.json"
-    if record.exists():
-        data = json.loads(record.read_text())
-        data.update(status=status, profile=profile)
-        data.get("params", {})["output_dir"] = str(final)
-        write_text(record, json.dumps(data, indent=2, sort_keys=True) + "\n")
-    else:
-        write_text(record, json.dumps({"notebook": notebook, "profile": profile, "status": status}, indent=2) + "\n")
 
 
 def run_many(
@@ -154,10 +158,9 @@ def run_many(
 ) -> list[RunResult]:
     """Validate everything first, then execute each notebook; one failure does not stop the rest."""
     from medbench.report.index import build_index
-    from medbench.repro import reports_root
 
-    stems = [config.resolve_notebook(n) for n in names] or list(config.NOTEBOOKS)
-    resolved = {s: config.resolve(s, profile, overrides) for s in stems}  # all errors before any work
+    stems = [recipes.resolve_notebook(n) for n in names] or list(recipes.NOTEBOOKS)
+    resolved = {s: recipes.resolve(s, profile, overrides) for s in stems}  # all errors before any work
     for s in stems:
         notebook_path(s)
     root = Path(reports) if reports else reports_root()
@@ -166,7 +169,8 @@ def run_many(
     for n, stem in enumerate(stems, 1):
         echo(f"[{n}/{len(stems)}] {stem} (profile {profile}) ...")
         run_dir = root / stem / new_run_id(profile)
-        res = execute(stem, resolved[stem], run_dir, profile=profile, progress=progress)
+        changed = recipes.changed_parameters(stem, profile, resolved[stem])
+        res = execute(stem, resolved[stem], run_dir, profile=profile, overrides=changed, progress=progress)
         echo(f"[{n}/{len(stems)}] {stem}: {res.status} in {res.duration_s:.1f} s -> {run_dir}")
         if res.error:
             echo(f"    {res.error}")
@@ -195,7 +199,7 @@ def refresh_in_place(names: Sequence[str], *, progress: bool = True) -> list[Pat
     """
     import papermill as pm
 
-    stems = [config.resolve_notebook(n) for n in names] or list(config.NOTEBOOKS)
+    stems = [recipes.resolve_notebook(n) for n in names] or list(recipes.NOTEBOOKS)
     # a fixed scratch path keeps paths printed in outputs identical between refreshes
     scratch = Path(tempfile.gettempdir()) / "medbench-notebook-refresh"
     written = []

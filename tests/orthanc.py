@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from medbench.sysdeps import orthanc_status
+from tools.sysdeps import orthanc_status
 
 #: Where Debian's orthanc-dicomweb package puts the plugin (``dpkg -L orthanc-dicomweb``).
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")

@@ -1,10 +1,8 @@
-"""medbench.repro: seeding, deterministic mode, run records, canonical metrics."""
+"""medbench.repro: seeding, deterministic mode, the environment fingerprint."""
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,42 +41,20 @@ def test_deterministic_mode_toggles_torch() -> None:
         repro.set_deterministic(False)
 
 
-def test_metrics_json_is_canonical() -> None:
-    a = repro.metrics_json({"b": 1.23456789012, "a": np.float32(0.5), "c": [np.int64(2)], "d": -0.0000000001})
-    b = repro.metrics_json({"d": 0.0, "c": [2], "a": 0.5, "b": 1.234568})
-    assert a == b
-    assert list(json.loads(a)) == ["a", "b", "c", "d"]
+def test_environment_names_installed_versions_exactly() -> None:
+    from importlib import metadata
+
+    env = repro.environment()
+    for pkg in ("torch", "monai", "SimpleITK", "pydicom", "nibabel", "captum", "numpy"):
+        assert env["versions"][pkg] == metadata.version(pkg)
+    assert env["versions"]["python"].count(".") == 2
+    assert env["device"]["device"] in ("cpu", "cuda") and env["device"]["torch_threads"] == torch.get_num_threads()
+    assert set(env["git"]) >= {"commit", "dirty"}
+    assert env["cpu"]["cpu_count"] >= 1
 
 
-def test_format_metrics_sorted_fixed_decimals() -> None:
-    assert repro.format_metrics({"z": 1, "a": 0.12345}) == "a: 0.123\nz: 1"
-
-
-def test_run_record_contents(tmp_path: Path) -> None:
-    run = repro.start_run("00_tour", {"seed": 5, "n_cases": 1}, output_dir=tmp_path / "run", deterministic=False)
-    data_file = tmp_path / "d.bin"
-    data_file.write_bytes(b"abc")
-    digest = run.add_data("input", data_file)
-    assert digest == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc")
-    run.finish({"x": 1.0})
-    rec = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert rec["status"] == "completed" and rec["seeds"] == {"seed": 5}
-    assert rec["params"]["n_cases"] == 1 and rec["data"]["input"] == digest
-    for pkg in ("python", "torch", "monai", "SimpleITK", "pydicom", "nibabel", "captum", "numpy"):
-        assert rec["versions"][pkg] not in ("", None)
-    assert rec["device"]["device"] in ("cpu", "cuda")
-    assert set(rec["git"]) >= {"commit", "dirty"}
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == {"x": 1.0}
-
-
-def test_hash_path_folder_depends_on_names_and_contents(tmp_path: Path) -> None:
-    (tmp_path / "a").mkdir()
-    (tmp_path / "a" / "f").write_text("1")
-    h1 = repro.hash_path(tmp_path / "a")
-    (tmp_path / "a" / "f").write_text("2")
-    h2 = repro.hash_path(tmp_path / "a")
-    (tmp_path / "a" / "f").rename(tmp_path / "a" / "g")
-    assert len({h1, h2, repro.hash_path(tmp_path / "a")}) == 3
+def test_missing_package_is_none_not_a_fake_version() -> None:
+    assert repro.package_versions(("no-such-package-medbench",))["no-such-package-medbench"] is None
 
 
 class _NoisyDataset(torch.utils.data.Dataset):

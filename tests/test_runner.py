@@ -27,12 +27,12 @@ def _notebook(cells: list[str], path: Path) -> None:
 
 
 GOOD = [
-    "seed = 0\noutput_dir = ''\nn_cases = 2\nimage_size = [64, 64, 32]\nspacing = [1.5, 1.5, 3.0]",
-    "from medbench import config, repro\ncfg = config.from_namespace('01_data_audit', globals())\n"
-    "run = repro.start_run('01_data_audit', cfg, output_dir=cfg.output_dir, deterministic=False)",
-    "run.finish({'answer': cfg.seed + 0.5, 'cases': cfg.n_cases})",
+    "seed = 0\ndata_n_cases = 2",
+    "from medbench import report\nfrom medbench.recipes import data_audit\n"
+    "cfg = data_audit.Params.from_namespace(globals())\nrun = report.start_run(cfg, deterministic=False)",
+    "run.finish({'answer': cfg.seed + 0.5, 'cases': cfg.data.n_cases})",
 ]
-BAD = ["seed = 0\noutput_dir = ''", "x = 1", "raise ValueError('planted failure')"]
+BAD = ["seed = 0", "x = 1", "raise ValueError('planted failure')"]
 
 
 @pytest.fixture()
@@ -58,10 +58,14 @@ def test_failure_is_isolated_reported_and_indexed(stand_ins: Path) -> None:
     ok = by_name["01_data_audit"]
     assert ok.status == "completed"
     assert json.loads((ok.run_dir / "metrics.json").read_text()) == {"answer": 3.5, "cases": 2}
-    for name in ("executed.ipynb", "executed.html", "params.yaml", "run.json", "status.json"):
+    for name in ("executed.ipynb", "executed.html", "params.yaml", "run.json"):
         assert (ok.run_dir / name).is_file(), name
     record = json.loads((ok.run_dir / "run.json").read_text())
-    assert record["status"] == "completed" and record["params"]["output_dir"] == str(ok.run_dir)
+    assert record["status"] == "completed" and record["profile"] == "smoke" and record["overrides"] == {"seed": 3}
+    assert record["params"]["seed"] == 3 and record["seeds"] == {"seed": 3} and "output_dir" not in record["params"]
+    assert "wall_time_s" in record and str(ok.run_dir.parent) not in (ok.run_dir / "run.json").read_text()
+    failed = json.loads((by_name["00_tour"].run_dir / "run.json").read_text())
+    assert failed["status"] == "failed" and "planted failure" in failed["error"]
     assert not [p for p in reports.rglob(".*") if p.name != ".write-test-"], "temporary folders left behind"
     index = (reports / "index.html").read_text()
     assert index.count("<tr class=") == 2 and "planted failure" in index and "answer" in index
@@ -80,7 +84,8 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
         (["run", "00_tour", "--profile", "huge"], "unknown profile 'huge'"),
         (["run", "00_tour", "-p", "seed"], "malformed parameter 'seed'"),
         (["run", "00_tour", "-p", "seeed=1"], "unknown parameter 'seeed'"),
-        (["run", "00_tour", "-p", "n_cases=two"], "parameter 'n_cases' must be int"),
+        (["run", "00_tour", "-p", "data.n_cases=two"], "parameter 'data.n_cases' (data_n_cases in the parameters cell)"),
+        (["run", "00_tour", "-p", "data_n_cases=0"], "greater than or equal to 1"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from medbench.audit.report import run_audit
-from medbench.repro import reports_root
+from medbench.report.run import reports_root
 
 #: Exit code for usage errors (argparse's own convention).
 USAGE_ERROR = 2

@@ -28,9 +28,9 @@ from pathlib import Path
 import pandas as pd
 import pydicom
 
+from medbench.atomic import atomic_dir
 from medbench.data.phantom import Cohort
-from medbench.io.atomic import atomic_dir
-from medbench.io.dicom_writer import uid_from, write_series
+from medbench.io.dicom.write import uid_from, write_series
 
 #: Planted defect -> what a truthful audit must report for it.
 EXPECTED = {

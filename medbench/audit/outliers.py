@@ -240,7 +240,7 @@ def outlier_plot(outliers_df: pd.DataFrame, x: str | None = None, y: str | None 
         if pd.notna(row[x]) and pd.notna(row[y]):
             ax.annotate(_label(row), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel(x)
-    ax.set_ylabel(y)
+    ax.set_ylabel(str(y))
     for axis, column in (("x", x), ("y", y)):
         threshold = _symlog_threshold(outliers_df[column])
         if threshold is not None:

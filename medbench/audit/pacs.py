@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medbench.io.atomic import atomic_dir
+from medbench.atomic import atomic_dir
 from medbench.io.dicomweb import DicomWebSource
 
 #: Series downloaded at most unless the caller asks for more (a PACS can be huge).

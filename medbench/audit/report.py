@@ -23,13 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from markupsafe import Markup
 from matplotlib.figure import Figure
 
+from medbench.atomic import write_text
 from medbench.audit.outliers import detect_outliers, outlier_plot
 from medbench.audit.scan import PHI_KEYWORDS, scan_headers
 from medbench.audit.summary import summarize_series
 from medbench.errors import DataError
-from medbench.io.atomic import write_text
+from medbench.report.render import render
 
 #: The files :func:`run_audit` writes into ``out_dir``.
 REPORT_FILES = ("files.csv", "series.csv", "outliers.csv", "summary.json", "index.html")
@@ -94,23 +96,15 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _table(df: pd.DataFrame, empty: str) -> str:
+def _table(df: pd.DataFrame, empty: str) -> Markup:
+    """A pandas table as escaped HTML (cell text escaped by pandas), or a note when empty."""
     if df.empty:
-        return f"<p><em>{html.escape(empty)}</em></p>"
-    return df.to_html(index=False, na_rep="", escape=True, border=0, classes="t")
-
-
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table.t{border-collapse:collapse;font-size:12px;margin-bottom:1.5em}
-table.t th,table.t td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
-table.t th{background:#f0f0f0}
-.counts td{padding:2px 12px 2px 0}
-"""
+        return Markup("<p><em>{}</em></p>").format(empty)
+    return Markup(df.to_html(index=False, na_rep="", escape=True, border=0, classes="t"))
 
 
 def render_html(result: AuditResult, png: bytes) -> str:
-    """The self-contained ``index.html`` of an audit (no external resources)."""
+    """The self-contained ``index.html`` of an audit (no external resources), from ``templates/audit.html.j2``."""
     c = result.counts
     count_rows = [
         ("files found", c["files_found"]),
@@ -122,28 +116,17 @@ def render_html(result: AuditResult, png: bytes) -> str:
         ("series not images", c["series_non_image"]),
         ("series flagged as outliers", c["outliers"]),
     ]
-    counts = "".join(f"<tr><td>{html.escape(k)}</td><td><b>{v}</b></td></tr>" for k, v in count_rows)
     failed = result.files_df.loc[~result.files_df["readable"], ["path", "error_kind", "error", "size_bytes"]]
     series_cols = [c for c in result.series_df.columns if c not in ("study_uid", "series_uid")]
     flagged = result.outliers_df[result.outliers_df["outlier"]] if "outlier" in result.outliers_df else result.outliers_df
-    image = base64.b64encode(png).decode("ascii")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>DICOM audit: {html.escape(str(result.root))}</title>
-<style>{_STYLE}</style></head><body>
-<h1>DICOM audit</h1>
-<p>Folder <code>{html.escape(str(result.root))}</code>, audited {html.escape(c["audited_at"])}.
-Full tables: <a href="files.csv">files.csv</a>, <a href="series.csv">series.csv</a>,
-<a href="outliers.csv">outliers.csv</a>, <a href="summary.json">summary.json</a>.</p>
-<h2>Counts</h2><table class="counts">{counts}</table>
-<h2>Files that failed</h2>{_table(failed, "every file is readable")}
-<h2>Series</h2>{_table(result.series_df[series_cols], "no series found")}
-<h2>Outliers</h2>
-<p><img alt="series outlier scatter plot" src="data:image/png;base64,{image}"></p>
-{_table(flagged, "no series flagged")}
-<p>Identifying attributes looked for (column <code>phi_present</code> of files.csv):
-{html.escape(", ".join(PHI_KEYWORDS))}.</p>
-</body></html>
-"""
+    return render(
+        "audit.html.j2", package="medbench.audit",
+        root=str(result.root), audited_at=c["audited_at"], counts=count_rows,
+        failed_table=_table(failed, "every file is readable"),
+        series_table=_table(result.series_df[series_cols], "no series found"),
+        outliers_table=_table(flagged, "no series flagged"),
+        image=base64.b64encode(png).decode("ascii"), phi_keywords=list(PHI_KEYWORDS),
+    )
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -151,15 +134,15 @@ def _csv(df: pd.DataFrame) -> str:
 
 
 def run_audit(
-    path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, sample_pixels: bool = True
+    src: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, sample_pixels: bool = True
 ) -> AuditResult:
-    """Audit every file under ``path`` and write the report files into ``out_dir``.
+    """Audit every file under ``src`` and write the report files into ``out_dir``.
 
     Bad files are rows of the report, never exceptions; only a missing
-    ``path`` raises :class:`~medbench.errors.DataError`. ``out_dir`` may
+    ``src`` raises :class:`~medbench.errors.DataError`. ``out_dir`` may
     exist: the :data:`REPORT_FILES` in it are replaced atomically.
     """
-    root = Path(path)
+    root = Path(src)
     if not root.exists():
         raise DataError(f"cannot audit {root}: it does not exist")
     out = Path(out_dir)

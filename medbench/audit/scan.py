@@ -153,8 +153,8 @@ _FIELDS: dict[str, str] = {
     "InstanceNumber": "is",
     "SeriesDescription": "text",
 }
-_FIELD_TAGS = {keyword: tag_for_keyword(keyword) for keyword in _FIELDS}
-_PHI_TAGS = {keyword: tag_for_keyword(keyword) for keyword in PHI_KEYWORDS}
+_FIELD_TAGS: dict[str, int] = {keyword: int(tag_for_keyword(keyword) or 0) for keyword in _FIELDS}
+_PHI_TAGS: dict[str, int] = {keyword: int(tag_for_keyword(keyword) or 0) for keyword in PHI_KEYWORDS}
 _CHARSET = 0x00080005
 _META_SOP_CLASS, _META_SYNTAX = 0x00020002, 0x00020010
 
@@ -242,7 +242,7 @@ def _read_fast(fp: BinaryIO) -> _Header | None:
     The file position is just after the ``DICM`` marker.
     """
     past_meta = lambda tag, vr, length: tag >> 16 != 2  # noqa: E731
-    meta = {el.tag: el for el in data_element_generator(fp, False, True, stop_when=past_meta)}
+    meta: dict[int, Any] = {int(el.tag): el for el in data_element_generator(fp, False, True, stop_when=past_meta)}
     raw_syntax = meta.get(_META_SYNTAX)
     if raw_syntax is None or not isinstance(raw_syntax.value, bytes):
         return None
@@ -256,7 +256,7 @@ def _read_fast(fp: BinaryIO) -> _Header | None:
     # Like pydicom: trust the bytes over the declared syntax when the first VR is not two capitals.
     implicit = len(peek) < 6 or not (0x40 < peek[4] < 0x5B and 0x40 < peek[5] < 0x5B)
     at_pixels = lambda tag, vr, length: tag in _PIXEL_TAGS  # noqa: E731
-    elements = {el.tag: el for el in data_element_generator(fp, implicit, little, stop_when=at_pixels)}
+    elements: dict[int, Any] = {int(el.tag): el for el in data_element_generator(fp, implicit, little, stop_when=at_pixels)}
     pixel_pos = fp.tell() if _pixel_tag_at(fp, little) else None
     raw_sop = meta.get(_META_SOP_CLASS)
     return _Header(
@@ -299,7 +299,7 @@ def _last_end(elements: Mapping[int, Any]) -> int | None:
     """File offset where the last element read ends, when its length is defined."""
     if not elements:
         return None
-    last = next(reversed(elements.values()))
+    last = next(reversed(list(elements.values())))
     tell, length = getattr(last, "value_tell", None), getattr(last, "length", None)
     if tell is None or length is None or length == _UNDEFINED:
         return None
@@ -355,6 +355,7 @@ def _expected_native_bytes(fields: Mapping[str, Any]) -> int | None:
 def _check_pixel_element(fp: BinaryIO, header: _Header, fields: Mapping[str, Any], size: int) -> None:
     """Compare the pixel data element at ``header.pixel_pos`` with the file and the image attributes."""
     order = "<" if header.little else ">"
+    assert header.pixel_pos is not None, "called only when the read stopped at the pixel data"
     fp.seek(header.pixel_pos)
     head = fp.read(12)
     # Trust the bytes when they contradict the data set's encoding: some writers switch VR mode mid-file.
@@ -500,7 +501,7 @@ def phi_present(elements: Mapping[int, Any]) -> list[str]:
 
 
 def _vector(values: list[float] | None, n: int) -> list[float | None]:
-    return values if values is not None and len(values) == n else [None] * n
+    return list(values) if values is not None and len(values) == n else [None] * n
 
 
 def _row_fields(header: _Header, fields: Mapping[str, Any]) -> dict[str, Any]:

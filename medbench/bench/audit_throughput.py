@@ -1,7 +1,7 @@
 """Benchmark ``audit``: files/s of the header-only scan against a full pixel-reading loop.
 
 A synthetic tree of small DICOM series (written by
-:func:`medbench.io.dicom_writer.write_series`, cached in the temp folder) is
+:func:`medbench.io.dicom.write.write_series`, cached in the temp folder) is
 read three ways in the same run, over the same files:
 
 * ``full read`` (the baseline, ratio 1.0): ``pydicom.dcmread(path).pixel_array``
@@ -32,14 +32,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pydicom
-from pydicom.uid import JPEG2000Lossless, UID
+from pydicom.uid import UID, JPEG2000Lossless
 
+from medbench.atomic import atomic_dir
 from medbench.audit.scan import iter_files, scan_headers
 from medbench.bench.harness import time_call, write_results
 from medbench.errors import ConfigError
-from medbench.io.atomic import atomic_dir
-from medbench.io.dicom_writer import write_series
-from medbench.io.volume import Volume
+from medbench.image.volume import Volume
+from medbench.io.dicom.write import write_series
 
 NAME = "audit"
 TARGET_RATIO = 5.0
@@ -95,8 +95,9 @@ def synthetic_tree(
             hu = rng.normal(40.0, 200.0, size=(image_size, image_size, n)).clip(-1000, 2000).astype(np.float32)
             volume = Volume.from_spacing(hu, spacing=(0.8, 0.8, 2.0))
             paths = write_series(volume, tmp / f"series{index:03d}", uid_seed=f"bench-audit-{index}", series_number=index + 1)
-            if SYNTAXES[syntax] is not None:
-                _recode(paths, SYNTAXES[syntax])
+            target = SYNTAXES[syntax]
+            if target is not None:
+                _recode(paths, target)
             remaining -= n
             index += 1
     return root

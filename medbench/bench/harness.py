@@ -3,7 +3,7 @@
 Each benchmark measures its baseline in the same run, reports ratios, and
 records the environment: :func:`time_call` times a callable (median and
 minimum of ``repeat`` runs after ``warmup`` runs, :func:`time.perf_counter`),
-:func:`environment` describes the machine and library versions, and
+:func:`environment` is the run records' environment fingerprint, and
 :func:`write_results` writes ``results.csv``, ``results.json`` (rows +
 environment) and ``results.png`` (bar chart of the ratios) atomically under
 ``reports/bench/<name>/`` or a given folder.
@@ -14,48 +14,27 @@ from __future__ import annotations
 import io
 import json
 import os
-import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from matplotlib.figure import Figure
 
+from medbench import repro
+from medbench.atomic import write_bytes, write_text
 from medbench.errors import ConfigError
-from medbench.io.atomic import write_bytes, write_text
-from medbench.repro import reports_root
+from medbench.report.run import reports_root
 from medbench.viz.figures import new_figure
-
-#: Packages whose versions every result records.
-PACKAGES = ("numpy", "pandas", "pydicom", "torch", "monai", "SimpleITK", "scikit-learn")
 
 
 def environment() -> dict[str, Any]:
-    """Python, platform, CPU count and key package versions ("not installed" when absent)."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "packages": versions,
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    """The run-record environment fingerprint (:func:`medbench.repro.environment`) plus a timestamp."""
+    return {**repro.environment(), "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 @dataclass(frozen=True)

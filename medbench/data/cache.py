@@ -4,7 +4,7 @@ The cache folder is, in order of precedence: the ``cache_dir`` a caller
 passes, the environment variable ``MEDBENCH_CACHE``, ``$XDG_CACHE_HOME/medbench``
 and ``~/.cache/medbench``. An entry is a folder that is complete exactly when
 its marker file exists: it is assembled in a temporary sibling folder and
-renamed into place (:func:`medbench.io.atomic.atomic_dir`), so a crash or an
+renamed into place (:func:`medbench.atomic.atomic_dir`), so a crash or an
 interrupted notebook never leaves half an entry behind.
 """
 
@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from medbench.io.atomic import atomic_dir
+from medbench.atomic import atomic_dir
 
 #: Environment variable that moves the whole cache (e.g. to a shared disk).
 ENV_VAR = "MEDBENCH_CACHE"

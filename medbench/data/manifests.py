@@ -36,11 +36,23 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import pandas as pd
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 import medbench
 from medbench.errors import ConfigError
@@ -55,9 +67,6 @@ EXTRACT_KINDS = ("none", "zip", "tar.gz", "tar")
 HASH_FIELDS = {"sha256": 64, "md5": 32}
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_TOP_KEYS = ("name", "title", "description", "homepage", "licence", "citation", "modalities", "files", "layout")
-_FILE_KEYS = ("url", "sha256", "md5", "size_bytes", "filename", "extract", "members")
-_LAYOUT_KEYS = ("images", "labels")
 
 
 @dataclass(frozen=True)
@@ -104,8 +113,8 @@ class Manifest:
     @property
     def size_bytes(self) -> int | None:
         """Total download size when every file declares it, else None."""
-        sizes = [f.size_bytes for f in self.files]
-        return None if any(s is None for s in sizes) else sum(sizes)  # type: ignore[misc]
+        sizes = [f.size_bytes for f in self.files if f.size_bytes is not None]
+        return sum(sizes) if len(sizes) == len(self.files) else None
 
 
 def manifests_dir() -> Path:
@@ -163,133 +172,196 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> Path:
     return path
 
 
-class _Checker:
-    """Field accessors that raise ConfigError naming the manifest file and the field."""
+_Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1)]
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
 
-    def fail(self, field: str, reason: str) -> ConfigError:
-        return ConfigError(f"manifest {self.path}: field {field!r} {reason}")
+def _relative(value: str) -> str:
+    """A relative POSIX path without ``..``: patterns and members stay inside the dataset."""
+    posix = PurePosixPath(value)
+    if posix.is_absolute() or "\\" in value or ".." in posix.parts or re.match(r"^[A-Za-z]:", value):
+        raise ValueError(f"must be a relative path inside the dataset without '..', got {value!r}")
+    return str(posix)
 
-    def mapping(self, value: Any, field: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
-        if value is None:
-            raise self.fail(field, "is required")
-        if not isinstance(value, Mapping):
-            raise self.fail(field, f"must be a mapping, got {type(value).__name__}")
-        unknown = sorted(set(map(str, value)) - set(allowed))
-        if unknown:
-            raise self.fail(field, f"has unknown key(s) {', '.join(unknown)} (allowed: {', '.join(allowed)})")
-        return value
 
-    def text(self, data: Mapping[str, Any], key: str, prefix: str = "") -> str:
-        """A required non-empty string field."""
-        value = self.optional_text(data, key, prefix)
-        if value is None:
-            raise self.fail(f"{prefix}{key}", "is required")
-        return value
+def _http(value: str) -> str:
+    if urlparse(value).scheme not in ("http", "https"):
+        raise ValueError(f"must be an http(s) URL, got {value!r}")
+    return value
 
-    def optional_text(self, data: Mapping[str, Any], key: str, prefix: str = "") -> str | None:
-        """A non-empty string field, or None when absent."""
-        value = data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(f"{prefix}{key}", f"must be a non-empty string, got {value!r}")
-        return value.strip()
 
-    def relative(self, value: str, field: str) -> str:
-        """A relative POSIX path without ``..``: patterns and members stay inside the dataset."""
-        posix = PurePosixPath(value)
-        if posix.is_absolute() or "\\" in value or ".." in posix.parts or re.match(r"^[A-Za-z]:", value):
-            raise self.fail(field, f"must be a relative path inside the dataset without '..', got {value!r}")
-        return str(posix)
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _FileModel(_Strict):
+    url: _Text
+    sha256: Any = None
+    md5: Any = None
+    size_bytes: StrictInt | None = Field(None, gt=0)
+    filename: _Text | None = None
+    extract: Literal["none", "zip", "tar.gz", "tar"] = "none"
+    members: list[_Text] | None = Field(None, min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _http(v)
+
+    @field_validator("sha256", "md5")
+    @classmethod
+    def _hex(cls, v: Any, info: ValidationInfo) -> Any:
+        if v is None:
+            return v
+        length = HASH_FIELDS[str(info.field_name)]
+        if not isinstance(v, str) or not re.fullmatch(rf"[0-9a-fA-F]{{{length}}}", v.strip()):
+            raise ValueError(f"must be a quoted string of {length} hex digits, got {v!r}")
+        return v.strip().lower()
+
+    @field_validator("members")
+    @classmethod
+    def _members(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [_relative(m.rstrip("/")) for m in v]
+
+    @model_validator(mode="after")
+    def _checks(self) -> _FileModel:
+        given = [alg for alg in HASH_FIELDS if getattr(self, alg) is not None]
+        if not given:
+            raise _FieldError("sha256", "is required (or md5 when only an MD5 is published): "
+                                        "a file without a checksum is never downloaded")
+        if len(given) > 1:
+            raise _FieldError(given[1], f"conflicts with {{prefix}}{given[0]}: give one checksum")
+        name = self.resolved_filename
+        if not name or "/" in name or "\\" in name or name.startswith(".") or name == "extracted":
+            raise _FieldError("filename", f"must be a plain file name (no folders, not hidden, not 'extracted'), "
+                                          f"got {name!r}")
+        if self.members is not None and self.extract == "none":
+            raise _FieldError("members", "only applies to an archive (extract: zip, tar.gz or tar)")
+        return self
+
+    @property
+    def resolved_filename(self) -> str:
+        return self.filename or PurePosixPath(urlparse(self.url).path).name
+
+
+class _LayoutModel(_Strict):
+    images: _Text
+    labels: _Text | None = None
+
+    @field_validator("images", "labels")
+    @classmethod
+    def _rel(cls, v: str | None) -> str | None:
+        return None if v is None else _relative(v)
+
+
+class _ManifestModel(_Strict):
+    name: _Text
+    title: _Text
+    description: _Text
+    homepage: _Text
+    licence: _Text
+    citation: _Text
+    modalities: list[_Text] = Field(min_length=1)
+    files: list[_FileModel] = Field(min_length=1)
+    layout: _LayoutModel
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(f"must be letters, digits, '_', '-' or '.', got {v!r}")
+        return v
+
+    @field_validator("homepage")
+    @classmethod
+    def _homepage(cls, v: str) -> str:
+        return _http(v)
+
+    @field_validator("files")
+    @classmethod
+    def _unique(cls, v: list[_FileModel]) -> list[_FileModel]:
+        names = [f.resolved_filename for f in v]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"lists the filename(s) {', '.join(duplicates)} more than once")
+        return v
+
+
+class _FieldError(ValueError):
+    """A model-level check that names one field of the model it ran on."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}\0{reason}")
+
+
+_TYPE_HINTS = {
+    "missing": "is required",
+    "list_type": "must be a non-empty list",
+    "too_short": "must be a non-empty list",
+    "string_type": "must be a non-empty string",
+    "string_too_short": "must be a non-empty string",
+    "model_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+    "int_type": "must be a positive integer",
+    "greater_than": "must be a positive integer",
+    "literal_error": f"must be one of {', '.join(EXTRACT_KINDS)}",
+}
+
+
+def _loc(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _manifest_error(path: Path, exc: ValidationError) -> ConfigError:
+    """The first problem of a validation, as ``manifest PATH: field 'files[0].sha256' <reason>``."""
+    errors = exc.errors(include_url=False)
+    extras = [e for e in errors if e["type"] == "extra_forbidden"]
+    if extras:
+        parent = extras[0]["loc"][:-1]
+        unknown = sorted(str(e["loc"][-1]) for e in extras if e["loc"][:-1] == parent)
+        models: dict[str, type[BaseModel]] = {"files": _FileModel, "layout": _LayoutModel}
+        model: type[BaseModel] = _ManifestModel
+        for part in parent:
+            if isinstance(part, str):
+                model = models.get(part, model)
+        allowed = ", ".join(model.model_fields)
+        where = _loc(parent) or "(top level)"
+        return ConfigError(f"manifest {path}: field {where!r} has unknown key(s) {', '.join(unknown)} "
+                           f"(allowed: {allowed})")
+    err = errors[0]
+    loc = tuple(err["loc"])
+    ctx_error = err.get("ctx", {}).get("error")
+    if isinstance(ctx_error, _FieldError):
+        field, _, reason = str(ctx_error).partition("\0")
+        prefix = _loc(loc) + "." if loc else ""
+        return ConfigError(f"manifest {path}: field {prefix + field!r} {reason.replace('{prefix}', prefix)}")
+    if err["type"] == "value_error":
+        reason = str(err["msg"]).removeprefix("Value error, ")
+    else:
+        reason = _TYPE_HINTS.get(err["type"], str(err["msg"]))
+        if err["type"] != "missing":
+            reason += f", got {err.get('input')!r}"
+    return ConfigError(f"manifest {path}: field {_loc(loc)!r} {reason}")
 
 
 def _parse(raw: Any, path: Path) -> Manifest:
-    check = _Checker(path)
     if not isinstance(raw, Mapping):
         raise ConfigError(f"manifest {path}: must be a YAML mapping of fields, got {type(raw).__name__}")
-    data = check.mapping(raw, "(top level)", _TOP_KEYS)
-    name = check.text(data, "name")
-    if not _NAME_RE.match(name):
-        raise check.fail("name", f"must be letters, digits, '_', '-' or '.', got {name!r}")
-    if name != path.stem:
-        raise check.fail("name", f"is {name!r} but must match the file name {path.name!r}")
-    homepage = check.text(data, "homepage")
-    if urlparse(homepage).scheme not in ("http", "https"):
-        raise check.fail("homepage", f"must be an http(s) URL, got {homepage!r}")
-    modalities = data.get("modalities")
-    if (not isinstance(modalities, list) or not modalities
-            or not all(isinstance(m, str) and m.strip() for m in modalities)):
-        raise check.fail("modalities", f"must be a non-empty list of strings, got {modalities!r}")
-    files_raw = data.get("files")
-    if not isinstance(files_raw, list) or not files_raw:
-        raise check.fail("files", f"must be a non-empty list of files, got {files_raw!r}")
-    files = tuple(_parse_file(check, item, f"files[{i}]") for i, item in enumerate(files_raw))
-    names = [f.filename for f in files]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise check.fail("files", f"lists the filename(s) {', '.join(duplicates)} more than once")
-    layout_raw = check.mapping(data.get("layout"), "layout", _LAYOUT_KEYS)
-    images = check.text(layout_raw, "images", "layout.")
-    labels = check.optional_text(layout_raw, "labels", "layout.")
-    layout = Layout(images=check.relative(images, "layout.images"),
-                    labels=None if labels is None else check.relative(labels, "layout.labels"))
-    return Manifest(
-        name=name,
-        title=check.text(data, "title"),
-        description=check.text(data, "description"),
-        homepage=homepage,
-        licence=check.text(data, "licence"),
-        citation=check.text(data, "citation"),
-        modalities=tuple(m.strip() for m in modalities),
-        files=files,
-        layout=layout,
-        path=path,
+    try:
+        m = _ManifestModel.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise _manifest_error(path, exc) from None
+    if m.name != path.stem:
+        raise ConfigError(f"manifest {path}: field 'name' is {m.name!r} but must match the file name {path.name!r}")
+    files = tuple(
+        ManifestFile(url=f.url, filename=f.resolved_filename, hash_alg="sha256" if f.sha256 else "md5",
+                     hash_value=f.sha256 or f.md5, extract=f.extract, size_bytes=f.size_bytes,
+                     members=tuple(f.members) if f.members is not None else None)
+        for f in m.files
     )
+    return Manifest(name=m.name, title=m.title, description=m.description, homepage=m.homepage, licence=m.licence,
+                    citation=m.citation, modalities=tuple(m.modalities), files=files,
+                    layout=Layout(images=m.layout.images, labels=m.layout.labels), path=path)
 
-
-def _parse_file(check: _Checker, item: Any, field: str) -> ManifestFile:
-    data = check.mapping(item, field, _FILE_KEYS)
-    prefix = f"{field}."
-    url = check.text(data, "url", prefix)
-    if urlparse(url).scheme not in ("http", "https"):
-        raise check.fail(f"{prefix}url", f"must be an http(s) URL, got {url!r}")
-    hash_alg, hash_value = _parse_hash(check, data, prefix)
-    filename = check.optional_text(data, "filename", prefix) or PurePosixPath(urlparse(url).path).name
-    if not filename or "/" in filename or "\\" in filename or filename.startswith(".") or filename == "extracted":
-        raise check.fail(f"{prefix}filename", f"must be a plain file name (no folders, not hidden, "
-                         f"not 'extracted'), got {filename!r}")
-    extract = data.get("extract", "none")
-    if extract not in EXTRACT_KINDS:
-        raise check.fail(f"{prefix}extract", f"must be one of {', '.join(EXTRACT_KINDS)}, got {extract!r}")
-    size = data.get("size_bytes")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-        raise check.fail(f"{prefix}size_bytes", f"must be a positive integer, got {size!r}")
-    members_raw = data.get("members")
-    members = None
-    if members_raw is not None:
-        if extract == "none":
-            raise check.fail(f"{prefix}members", "only applies to an archive (extract: zip, tar.gz or tar)")
-        if not isinstance(members_raw, list) or not members_raw or not all(
-                isinstance(m, str) and m.strip() for m in members_raw):
-            raise check.fail(f"{prefix}members", f"must be a non-empty list of paths, got {members_raw!r}")
-        members = tuple(check.relative(m.strip().rstrip("/"), f"{prefix}members") for m in members_raw)
-    return ManifestFile(url=url, filename=filename, hash_alg=hash_alg, hash_value=hash_value,
-                        extract=extract, size_bytes=size, members=members)
-
-
-def _parse_hash(check: _Checker, data: Mapping[str, Any], prefix: str) -> tuple[str, str]:
-    present = [alg for alg in HASH_FIELDS if alg in data]
-    if not present:
-        raise check.fail(f"{prefix}sha256", "is required (or md5 when only an MD5 is published): "
-                         "a file without a checksum is never downloaded")
-    if len(present) > 1:
-        raise check.fail(f"{prefix}{present[1]}", f"conflicts with {prefix}{present[0]}: give one checksum")
-    alg = present[0]
-    value = data[alg]
-    length = HASH_FIELDS[alg]
-    if not isinstance(value, str) or not re.fullmatch(rf"[0-9a-fA-F]{{{length}}}", value.strip()):
-        raise check.fail(f"{prefix}{alg}", f"must be a quoted string of {length} hex digits, got {value!r}")
-    return alg, value.strip().lower()

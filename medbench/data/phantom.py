@@ -12,7 +12,7 @@ millimetres and scaled to the field of view (at the smoke size, 64x64x32 at
 
 Conventions (all geometry is LPS millimetres, like DICOM and SimpleITK):
 
-* Every volume is a :class:`~medbench.io.volume.Volume` on the same grid:
+* Every volume is a :class:`~medbench.image.volume.Volume` on the same grid:
   identity direction, origin chosen so the grid is centred on the patient
   origin (0, 0, 0). PET and MR use the CT grid too (PET is low resolution
   through blur, not through a coarser grid) so that fusion models can stack
@@ -58,19 +58,21 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 from scipy import ndimage
 
+from medbench.atomic import atomic_dir, write_text
 from medbench.data.cache import build_entry, cache_root, is_complete
-from medbench.errors import ConfigError, DataError
-from medbench.io.atomic import atomic_dir, atomic_path, write_text
-from medbench.io.dicom_writer import write_series
-from medbench.io.volume import LPS_TO_RAS, Volume
+from medbench.errors import ConfigError, DataError, format_validation_error
+from medbench.image.transforms import DisplacementField, Landmarks, RigidTransform, SmoothDeformation, euler_zxy
+from medbench.image.volume import Volume
+from medbench.io.dicom.write import write_series
 
 #: Bumped whenever the generator's output changes; part of every cache key.
 PHANTOM_VERSION = 1
@@ -145,8 +147,7 @@ COHORT_FILE = "cohort.json"
 # --------------------------------------------------------------------------
 # specification
 # --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PhantomSpec:
+class PhantomSpec(BaseModel):
     """Everything that defines a phantom cohort; equal specs give identical data.
 
     ``shape``/``spacing`` set the grid (the anatomy scales with the field of
@@ -156,66 +157,44 @@ class PhantomSpec:
     amplitude, fraction). Ground-truth motion: ``max_rotation_deg`` (each
     Euler angle), ``max_translation_mm`` (vector length) and
     ``max_deformation_mm`` (largest displacement on the grid).
+
+    Validated by pydantic like every parameter schema (unknown keys rejected,
+    strict numbers, frozen); lists are accepted for the tuples.
     """
 
-    n_cases: int = 2
-    shape: tuple[int, int, int] = (64, 64, 32)
-    spacing: tuple[float, float, float] = (1.5, 1.5, 3.0)
-    seed: int = 0
-    noise_hu: float = 12.0
-    max_lesions: int = 3
-    pet_fwhm_mm: float = 8.0
-    pet_counts: float = 40.0
-    mr_noise: float = 15.0
-    mr_bias: float = 0.15
-    max_rotation_deg: float = 5.0
-    max_translation_mm: float = 10.0
-    max_deformation_mm: float = 4.0
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
+    n_cases: StrictInt = Field(2, ge=1)
+    shape: tuple[StrictInt, StrictInt, StrictInt] = Field((64, 64, 32))
+    spacing: tuple[StrictFloat, StrictFloat, StrictFloat] = (1.5, 1.5, 3.0)
+    seed: StrictInt = Field(0, ge=0)
+    noise_hu: StrictFloat = Field(12.0, ge=0)
+    max_lesions: StrictInt = Field(3, ge=0, le=20)
+    pet_fwhm_mm: StrictFloat = Field(8.0, ge=0)
+    pet_counts: StrictFloat = Field(40.0, gt=0)
+    mr_noise: StrictFloat = Field(15.0, ge=0)
+    mr_bias: StrictFloat = Field(0.15, ge=0, lt=1)
+    max_rotation_deg: StrictFloat = Field(5.0, ge=0, le=30)
+    max_translation_mm: StrictFloat = Field(10.0, ge=0)
+    max_deformation_mm: StrictFloat = Field(4.0, ge=0)
+
+    def __init__(self, **values: Any) -> None:
         try:
-            shape = tuple(int(v) for v in self.shape)
-            spacing = tuple(float(v) for v in self.spacing)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"PhantomSpec: shape and spacing must be 3 numbers each ({err})") from None
-        if len(shape) != 3 or min(shape) < 8:
-            raise ConfigError(f"PhantomSpec.shape must be 3 sizes of at least 8 voxels, got {self.shape!r}")
-        if len(spacing) != 3 or min(spacing) <= 0:
-            raise ConfigError(f"PhantomSpec.spacing must be 3 positive sizes in mm, got {self.spacing!r}")
-        object.__setattr__(self, "shape", shape)
-        object.__setattr__(self, "spacing", spacing)
-        for name in ("n_cases", "seed", "max_lesions"):
-            object.__setattr__(self, name, int(getattr(self, name)))
-        for f in fields(self):
-            if f.type == "float":
-                object.__setattr__(self, f.name, float(getattr(self, f.name)))
-        if self.n_cases < 1:
-            raise ConfigError(f"PhantomSpec.n_cases must be at least 1, got {self.n_cases}")
-        if self.seed < 0:
-            raise ConfigError(f"PhantomSpec.seed must be non-negative, got {self.seed}")
-        if not 0 <= self.max_lesions <= 20:
-            raise ConfigError(f"PhantomSpec.max_lesions must be in 0..20, got {self.max_lesions}")
-        for name in ("noise_hu", "mr_noise", "max_translation_mm", "max_deformation_mm"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"PhantomSpec.{name} must be non-negative, got {getattr(self, name)}")
-        if self.pet_fwhm_mm < 0 or self.pet_counts <= 0:
-            raise ConfigError("PhantomSpec.pet_fwhm_mm must be >= 0 and pet_counts > 0")
-        if not 0 <= self.mr_bias < 1:
-            raise ConfigError(f"PhantomSpec.mr_bias must be in [0, 1), got {self.mr_bias}")
-        if not 0 <= self.max_rotation_deg <= 30:
-            raise ConfigError(f"PhantomSpec.max_rotation_deg must be in [0, 30], got {self.max_rotation_deg}")
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(f"PhantomSpec: {format_validation_error(exc)}") from None
+        if min(self.shape) < 8:
+            raise ConfigError(f"PhantomSpec: shape must be 3 sizes of at least 8 voxels, got {self.shape!r}")
+        if min(self.spacing) <= 0:
+            raise ConfigError(f"PhantomSpec: spacing must be 3 positive sizes in mm, got {self.spacing!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """Plain JSON-ready values (tuples become lists, numbers keep their type)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.model_dump().items()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PhantomSpec:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"PhantomSpec: unknown parameter(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
 
     def key(self) -> str:
@@ -231,176 +210,10 @@ class PhantomSpec:
 
 
 # --------------------------------------------------------------------------
-# ground-truth transforms and landmarks
-# --------------------------------------------------------------------------
-def _rotation_zxy(angles_deg: np.ndarray) -> np.ndarray:
-    """ITK Euler3DTransform rotation (default order): R = Rz @ Rx @ Ry."""
-    ax, ay, az = np.deg2rad(np.asarray(angles_deg, dtype=float))
-    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ rx @ ry
-
-
-@dataclass(frozen=True, eq=False)
-class RigidTransform:
-    """Rigid map from CT world points to MR world points (LPS mm).
-
-    ``p_mr = R (p_ct - center) + center + translation`` with ``R`` built from
-    ``angles_deg`` (about x, y, z) in ITK's Euler3DTransform order
-    (R = Rz Rx Ry), so :attr:`sitk_parameters` plug straight into SimpleITK.
-    """
-
-    angles_deg: tuple[float, float, float]
-    translation_mm: tuple[float, float, float]
-    center_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
-
-    @property
-    def rotation(self) -> np.ndarray:
-        return _rotation_zxy(np.asarray(self.angles_deg))
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """4x4 homogeneous matrix of the CT -> MR map."""
-        r, c = self.rotation, np.asarray(self.center_mm)
-        m = np.eye(4)
-        m[:3, :3] = r
-        m[:3, 3] = c + np.asarray(self.translation_mm) - r @ c
-        return m
-
-    @property
-    def sitk_parameters(self) -> list[float]:
-        """Euler3DTransform parameters: [angle_x, angle_y, angle_z (radians), tx, ty, tz (mm)]."""
-        return [float(v) for v in np.deg2rad(self.angles_deg)] + [float(v) for v in self.translation_mm]
-
-    @property
-    def sitk_fixed_parameters(self) -> list[float]:
-        """Euler3DTransform fixed parameters: [cx, cy, cz, compute_zyx=0]."""
-        return [float(v) for v in self.center_mm] + [0.0]
-
-    def apply(self, points: np.ndarray) -> np.ndarray:
-        """Map CT points (N, 3) to MR points."""
-        pts = np.atleast_2d(np.asarray(points, dtype=float))
-        return pts @ self.matrix[:3, :3].T + self.matrix[:3, 3]
-
-    def apply_inverse(self, points: np.ndarray) -> np.ndarray:
-        """Map MR points (N, 3) back to CT points."""
-        pts = np.atleast_2d(np.asarray(points, dtype=float))
-        return (pts - self.matrix[:3, 3]) @ self.matrix[:3, :3]
-
-    def to_sitk(self) -> Any:
-        """The equivalent ``SimpleITK.Euler3DTransform`` (fixed = CT, moving = MR)."""
-        import SimpleITK as sitk
-
-        tx = sitk.Euler3DTransform()
-        tx.SetFixedParameters(self.sitk_fixed_parameters)
-        tx.SetParameters(self.sitk_parameters)
-        return tx
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "direction": "maps CT world points (LPS mm) to MR world points: p_mr = R (p_ct - c) + c + t",
-            "angles_deg": list(self.angles_deg),
-            "translation_mm": list(self.translation_mm),
-            "center_mm": list(self.center_mm),
-            "rotation_order": "R = Rz @ Rx @ Ry (ITK Euler3DTransform default)",
-            "matrix": self.matrix.tolist(),
-            "sitk_euler3d_parameters": self.sitk_parameters,
-            "sitk_euler3d_fixed_parameters": self.sitk_fixed_parameters,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RigidTransform:
-        return cls(tuple(d["angles_deg"]), tuple(d["translation_mm"]), tuple(d["center_mm"]))  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True, eq=False)
-class SmoothDeformation:
-    """A smooth displacement u(x) = sum_k a_k exp(-|x - c_k|^2 / (2 s_k^2)) (LPS mm).
-
-    The deformed CT satisfies ``deformed(x) = ct(x + u(x))``: a point x of the
-    deformed image shows the anatomy found at ``x + u(x)`` in the CT.
-    """
-
-    centers_mm: np.ndarray  # (K, 3)
-    sigmas_mm: np.ndarray  # (K,)
-    amplitudes_mm: np.ndarray  # (K, 3)
-
-    def displacement(self, points: np.ndarray) -> np.ndarray:
-        """u at points (N, 3) -> (N, 3) mm."""
-        pts = np.atleast_2d(np.asarray(points, dtype=float))
-        out = np.zeros_like(pts)
-        for c, s, a in zip(self.centers_mm, self.sigmas_mm, self.amplitudes_mm):
-            w = np.exp(-np.sum((pts - c) ** 2, axis=1) / (2.0 * s * s))
-            out += w[:, None] * a
-        return out
-
-    def source_points(self, points_deformed: np.ndarray) -> np.ndarray:
-        """Where in the CT the deformed-image points come from: x + u(x)."""
-        pts = np.atleast_2d(np.asarray(points_deformed, dtype=float))
-        return pts + self.displacement(pts)
-
-    def deformed_points(self, points_ct: np.ndarray, iterations: int = 50) -> np.ndarray:
-        """The deformed-image positions q of CT points p (q + u(q) = p, fixed-point iteration)."""
-        p = np.atleast_2d(np.asarray(points_ct, dtype=float))
-        q = p.copy()
-        for _ in range(iterations):
-            q = p - self.displacement(q)
-        return q
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "convention": "deformed(x) = ct(x + u(x)); u in LPS mm; u = sum_k a_k exp(-|x-c_k|^2/(2 s_k^2))",
-            "centers_mm": self.centers_mm.tolist(),
-            "sigmas_mm": self.sigmas_mm.tolist(),
-            "amplitudes_mm": self.amplitudes_mm.tolist(),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SmoothDeformation:
-        return cls(
-            np.asarray(d["centers_mm"], dtype=float).reshape(-1, 3),
-            np.asarray(d["sigmas_mm"], dtype=float).reshape(-1),
-            np.asarray(d["amplitudes_mm"], dtype=float).reshape(-1, 3),
-        )
-
-
-@dataclass(frozen=True, eq=False)
-class Landmarks:
-    """Named points (LPS mm) in CT space and their MR and deformed-CT positions."""
-
-    names: tuple[str, ...]
-    ct: np.ndarray  # (N, 3)
-    mr: np.ndarray  # (N, 3)
-    deformed: np.ndarray  # (N, 3)
-
-    def table(self) -> pd.DataFrame:
-        """One row per landmark, columns ``{ct,mr,deformed}_{x,y,z}``."""
-        cols = {f"{space}_{axis}": getattr(self, space)[:, n] for space in ("ct", "mr", "deformed") for n, axis in enumerate("xyz")}
-        return pd.DataFrame(cols, index=pd.Index(self.names, name="landmark"))
-
-    def _repr_html_(self) -> str:
-        return self.table().round(2)._repr_html_()  # type: ignore[operator]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            name: {"ct": self.ct[n].tolist(), "mr": self.mr[n].tolist(), "deformed": self.deformed[n].tolist()}
-            for n, name in enumerate(self.names)
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Landmarks:
-        names = tuple(d)
-        arr = {s: np.asarray([d[n][s] for n in names], dtype=float).reshape(-1, 3) for s in ("ct", "mr", "deformed")}
-        return cls(names, arr["ct"], arr["mr"], arr["deformed"])
-
-
-# --------------------------------------------------------------------------
 # analytic anatomy
 # --------------------------------------------------------------------------
 def _rot_z(deg: float) -> np.ndarray:
-    return _rotation_zxy(np.array([0.0, 0.0, deg]))
+    return euler_zxy(np.array([0.0, 0.0, deg]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -620,7 +433,7 @@ class PhantomCase:
     labels_mr: Volume
     ct_deformed: Volume
     labels_deformed: Volume
-    displacement: np.ndarray  # [i, j, k, 3] mm, LPS components, on the CT grid
+    displacement: DisplacementField  # u(x) on the CT grid, LPS mm: deformed(x) = ct(x + u(x))
     rigid: RigidTransform
     deformation: SmoothDeformation
     landmarks: Landmarks
@@ -641,12 +454,7 @@ class PhantomCase:
 
     def displacement_sitk(self) -> Any:
         """The deformation as a ``SimpleITK.DisplacementFieldTransform`` (fixed = deformed CT, moving = CT)."""
-        import SimpleITK as sitk
-
-        field_img = sitk.GetImageFromArray(self.displacement.astype(np.float64).transpose(2, 1, 0, 3), isVector=True)
-        ref = self.ct.to_sitk()
-        field_img.CopyInformation(ref)
-        return sitk.DisplacementFieldTransform(field_img)
+        return self.displacement.to_sitk()
 
     def stats(self) -> dict[str, Any]:
         """Numbers that summarise the case (organ volumes in mL, mean HU per organ, transforms)."""
@@ -663,7 +471,7 @@ class PhantomCase:
             row[f"rot_{axis}_deg"] = round(float(angle), 3)
         for axis, t in zip("xyz", self.rigid.translation_mm):
             row[f"t_{axis}_mm"] = round(float(t), 3)
-        row["max_displacement_mm"] = round(float(np.linalg.norm(self.displacement, axis=-1).max()), 3)
+        row["max_displacement_mm"] = round(float(self.displacement.magnitude.max()), 3)
         return row
 
     def __repr__(self) -> str:
@@ -693,7 +501,7 @@ def _blur(arr: np.ndarray, sigma_vox: np.ndarray | float) -> np.ndarray:
 
 def _ct_noise(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
     """Gaussian noise with mild in-plane correlation, scaled to ``std``."""
-    noise = _blur(rng.standard_normal(shape), (0.8, 0.8, 0.0))
+    noise = _blur(rng.standard_normal(shape), np.array([0.8, 0.8, 0.0]))
     return noise * (std / noise.std()) if std > 0 else np.zeros(shape)
 
 
@@ -780,7 +588,9 @@ def generate_case(spec: PhantomSpec, index: int) -> PhantomCase:
     pv = 0.5  # partial-volume blur, voxels
 
     def vol(arr: np.ndarray, name: str, dtype: Any = np.float32) -> Volume:
-        return grid.with_array(np.asarray(arr).reshape(shape).astype(dtype), name=name, **_VOLUME_META[name])
+        role = "label" if _VOLUME_META[name]["modality"] == "SEG" else "image"
+        return grid.with_array(np.asarray(arr).reshape(shape).astype(dtype), role=role,  # type: ignore[arg-type]
+                               name=name, **_VOLUME_META[name])
 
     # CT space: CT, PET, labels
     tissue, lesion = anatomy.render(pts)
@@ -820,7 +630,8 @@ def generate_case(spec: PhantomSpec, index: int) -> PhantomCase:
     points += [les.shape.center for les in lesions]
     names += [f"lesion_{n}" for n in range(1, len(lesions) + 1)]
     ct_pts = np.asarray(points, dtype=float)
-    landmarks = Landmarks(tuple(names), ct_pts, rigid.apply(ct_pts), deformation.deformed_points(ct_pts))
+    landmarks = Landmarks(tuple(names), {"ct": ct_pts, "mr": rigid.apply(ct_pts),
+                                         "deformed": deformation.deformed_points(ct_pts)})
 
     voxel_ml = float(np.prod(spacing)) / 1000.0
     lesion_info = tuple(
@@ -847,7 +658,7 @@ def generate_case(spec: PhantomSpec, index: int) -> PhantomCase:
         labels_mr=vol(np.where(tissue_mr == _CORTEX, BONE, tissue_mr), "labels_mr", np.uint8),
         ct_deformed=vol(ct_deformed, "ct_deformed"),
         labels_deformed=vol(np.where(tissue_def == _CORTEX, BONE, tissue_def), "labels_deformed", np.uint8),
-        displacement=u.reshape(*shape, 3).astype(np.float32),
+        displacement=DisplacementField.from_array(u.reshape(*shape, 3), grid, name="displacement"),
         rigid=rigid,
         deformation=deformation,
         landmarks=landmarks,
@@ -859,19 +670,6 @@ def generate_case(spec: PhantomSpec, index: int) -> PhantomCase:
 # --------------------------------------------------------------------------
 # files
 # --------------------------------------------------------------------------
-def _write_displacement(field_ijk3: np.ndarray, grid: Volume, path: Path) -> None:
-    """NIfTI vector image (i, j, k, 1, 3), components in LPS mm as ITK/ANTs read them."""
-    import nibabel as nib
-
-    img = nib.Nifti1Image(np.asarray(field_ijk3, np.float32)[:, :, :, None, :], grid.affine_ras)
-    img.set_sform(grid.affine_ras, code=1)
-    img.set_qform(grid.affine_ras, code=1)
-    img.header.set_intent("vector")
-    img.header["descrip"] = b"displacement mm LPS"
-    with atomic_path(path, suffix=".nii.gz") as tmp:
-        nib.save(img, os.fspath(tmp))
-
-
 def _truth(case: PhantomCase) -> dict[str, Any]:
     return {
         "phantom_version": PHANTOM_VERSION,
@@ -884,8 +682,9 @@ def _truth(case: PhantomCase) -> dict[str, Any]:
         "tissue_values": {m: list(v) for m, v in TISSUE_VALUES.items()},
         "tissue_value_order": [*LABELS.values(), "cortical_bone"],
         "volumes": {name: {"file": VOLUME_FILES[name], **_VOLUME_META[name]} for name in VOLUME_FILES},
-        "displacement": {"file": DISPLACEMENT_FILE, "layout": "[i, j, k, 1, 3] NIfTI vector, LPS mm"},
-        "rigid": case.rigid.to_dict(),
+        "displacement": {"file": DISPLACEMENT_FILE, "layout": "[i, j, k, 1, 3] NIfTI vector, LPS mm",
+                         "fixed": "deformed CT", "moving": "CT"},
+        "rigid": {**case.rigid.to_dict(), "fixed": "CT", "moving": "MR"},
         "deformation": case.deformation.to_dict(),
         "landmarks": case.landmarks.to_dict(),
         "lesions": list(case.lesion_info),
@@ -914,7 +713,7 @@ def write_case(case: PhantomCase, out_dir: str | os.PathLike[str]) -> dict[str, 
     with atomic_dir(out_dir) as tmp:
         for name, vol in case.volumes().items():
             vol.to_nifti(tmp / VOLUME_FILES[name])
-        _write_displacement(case.displacement, case.ct, tmp / DISPLACEMENT_FILE)
+        case.displacement.field.to_nifti(tmp / DISPLACEMENT_FILE)
         write_series(
             case.ct,
             tmp / DICOM_DIR,
@@ -930,14 +729,13 @@ def write_case(case: PhantomCase, out_dir: str | os.PathLike[str]) -> dict[str, 
 def _read_nifti(path: Path, name: str) -> Volume:
     if not path.is_file():
         raise DataError(f"phantom file {path} is missing; regenerate with load_cohort(spec, refresh=True)")
-    vol = Volume.from_nifti(path)
-    return Volume(vol.array, vol.affine, {"name": name, **_VOLUME_META[name], "source": os.fspath(path)})
+    role = "label" if _VOLUME_META[name]["modality"] == "SEG" else "image"
+    vol = Volume.from_nifti(path, role=role)  # type: ignore[arg-type]
+    return Volume(vol.array, vol.affine, {"name": name, **_VOLUME_META[name], "source": os.fspath(path)}, role=vol.role)
 
 
 def read_case(case_dir: str | os.PathLike[str]) -> PhantomCase:
     """Load a case folder written by :func:`write_case` (arrays identical to the generated ones)."""
-    import nibabel as nib
-
     paths = case_paths(case_dir)
     try:
         truth = json.loads(paths["truth"].read_text(encoding="utf-8"))
@@ -946,7 +744,7 @@ def read_case(case_dir: str | os.PathLike[str]) -> PhantomCase:
     vols = {name: _read_nifti(paths[name], name) for name in VOLUME_FILES}
     if not paths["displacement"].is_file():
         raise DataError(f"phantom file {paths['displacement']} is missing; regenerate with refresh=True")
-    disp = np.asarray(nib.load(os.fspath(paths["displacement"])).dataobj)[:, :, :, 0, :]
+    disp = DisplacementField(Volume.from_nifti(paths["displacement"], {"name": "displacement"}, role="vector"))
     return PhantomCase(
         case_id=truth["case_id"],
         index=int(truth["index"]),

@@ -39,7 +39,9 @@ def _package_dir(module: str, pip_name: str) -> Path:
     """Folder of an installed top-level package, found without importing it."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise SampleUnavailable(f"sample files of {module} are unavailable: the package is not installed (pip install {pip_name})")
+        raise SampleUnavailable(
+            f"sample files of {module} are unavailable: the package is not installed (pip install {pip_name})"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 

@@ -3,7 +3,7 @@
 :class:`DicomWebSource` wraps :class:`dicomweb_client.api.DICOMwebClient` so a
 notebook can browse a PACS in one line per step: searches come back as pandas
 DataFrames with readable column names, series come back as pydicom datasets,
-as a :class:`~medbench.io.volume.Volume` or as files on disk, and stores come
+as a :class:`~medbench.image.volume.Volume` or as files on disk, and stores come
 back as one row per instance with its status. Every HTTP failure becomes a
 :class:`~medbench.errors.DataError` naming the URL and the reason.
 
@@ -45,9 +45,9 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.errors import InvalidDicomError
 
+from medbench.atomic import atomic_path
 from medbench.errors import ConfigError, DataError
-from medbench.io.atomic import atomic_path
-from medbench.io.volume import Volume
+from medbench.image.volume import Volume
 
 #: Attributes asked for (``includefield``) and shown first, per query level.
 STUDY_FIELDS = (
@@ -143,6 +143,8 @@ def _keyword(key: str) -> tuple[str, str]:
     if tag is None and re.fullmatch(r"[0-9A-Fa-f]{8}", key):
         tag = int(key, 16)
     try:
+        if tag is None:
+            raise KeyError(key)
         return keyword_for_tag(tag) or key, dictionary_VR(tag)
     except (KeyError, TypeError):
         raise ConfigError(f"QIDO filter {key!r} is not a DICOM keyword or tag (e.g. PatientID, 00100020)") from None
@@ -402,7 +404,8 @@ class DicomWebSource:
                 batch = []
         if batch:
             self._store_batch(batch)
-        return pd.DataFrame(rows, columns=["source", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "status", "error"])
+        columns = ["source", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "status", "error"]
+        return pd.DataFrame(rows, columns=columns)
 
     def _store_batch(self, batch: list[tuple[dict[str, Any], pydicom.Dataset]]) -> None:
         """POST one batch and write each instance's outcome into its row."""
@@ -412,7 +415,9 @@ class DicomWebSource:
                 answer = self.client.store_instances([ds for _, ds in batch])
             except requests.HTTPError as exc:
                 answer = _stow_refusal(exc)
-                refused = f"{exc.response.url} answered HTTP {exc.response.status_code} {exc.response.reason}"
+                resp = exc.response
+                refused = (f"{resp.url} answered HTTP {resp.status_code} {resp.reason}" if resp is not None
+                           else f"the server refused the upload ({exc})")
         by_uid: dict[str, list[dict[str, Any]]] = {}
         for row, _ in batch:
             by_uid.setdefault(row["SOPInstanceUID"], []).append(row)

@@ -2,24 +2,24 @@
 
 Nothing here shows, displays or blocks: notebooks display what these return,
 and headless papermill runs just record it. Orientation conventions are in
-:mod:`medbench.viz.slicing`, the window function in :mod:`medbench.viz.windowing`,
+:mod:`medbench.viz.slicing`, the window function in :mod:`medbench.image.windowing`
+(re-exported here for convenience),
 3D backends and their offline behaviour in :mod:`medbench.viz.view3d`.
 """
 
 from __future__ import annotations
 
-from medbench.viz.figures import modality_grid, montage, orthogonal, overlay, window_comparison
-from medbench.viz.view3d import choose_backend, view3d
-from medbench.viz.viewer import SeriesBrowser, SliceViewer, series_browser
-from medbench.viz.windowing import (
+from medbench.image.windowing import (
     WINDOW_PRESETS,
     WindowStats,
     apply_window,
     percentile_window,
     resolve_window,
     window_stats,
-    window_stats_table,
 )
+from medbench.viz.figures import modality_grid, montage, orthogonal, overlay, window_comparison
+from medbench.viz.view3d import choose_backend, view3d
+from medbench.viz.viewer import SeriesBrowser, SliceViewer, series_browser
 
 __all__ = [
     "WINDOW_PRESETS",
@@ -38,5 +38,4 @@ __all__ = [
     "view3d",
     "window_comparison",
     "window_stats",
-    "window_stats_table",
 ]

@@ -29,7 +29,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from medbench.errors import ConfigError, GeometryError
-from medbench.io.volume import Volume
+from medbench.image.volume import Volume
+from medbench.image.windowing import WindowSpec, apply_window, percentile_window, resolve_window, window_stats
 from medbench.viz.slicing import (
     AXIS_NAMES,
     ORIENTATION_NOTE,
@@ -46,7 +47,6 @@ from medbench.viz.slicing import (
     volume_name,
     window_for,
 )
-from medbench.viz.windowing import WindowSpec, apply_window, percentile_window, resolve_window, window_stats
 
 #: Label names: a mapping {label value: name}, or a sequence naming labels 1, 2, 3, ... in order.
 LabelNames = Mapping[int, str] | Sequence[str]
@@ -271,7 +271,7 @@ def window_comparison(
     """The same slice under each window, side by side, with :func:`window_stats` in each title.
 
     A 2D array is shown as is; for a volume, ``slice_index`` (default middle)
-    along ``axis``. The numbers are :func:`~medbench.viz.windowing.window_stats_table`
+    along ``axis``. The numbers are :func:`~medbench.metrics.window_coverage_table`
     of the same slice.
     """
     if not presets:

@@ -1,7 +1,7 @@
 """Display geometry: which 2D array is shown for a slice, which way up, at what aspect.
 
 Every viz function goes through :func:`display_volume`, which reorients a
-:class:`~medbench.io.volume.Volume` onto the nearest **LPS+** grid (array axes
+:class:`~medbench.image.volume.Volume` onto the nearest **LPS+** grid (array axes
 0, 1, 2 run towards the patient's Left, Posterior and Superior; nibabel's
 ``io_orientation`` picks the nearest axes, so oblique volumes are shown on
 their nearest axis-aligned grid, as voxel-mode viewers do). On that grid, for
@@ -29,8 +29,8 @@ import numpy as np
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
 from medbench.errors import ConfigError, GeometryError
-from medbench.io.volume import Volume
-from medbench.viz.windowing import WINDOW_PRESETS, WindowSpec, percentile_window, resolve_window
+from medbench.image.volume import Volume
+from medbench.image.windowing import WINDOW_PRESETS, WindowSpec, percentile_window, resolve_window
 
 #: Names of the three display axes, indexed by array axis on the LPS+ grid.
 AXIS_NAMES = ("sagittal", "coronal", "axial")

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 
 from medbench.errors import ConfigError
-from medbench.io.volume import Volume
+from medbench.image.volume import Volume
+from medbench.image.windowing import WindowSpec
 from medbench.viz.figures import LabelNames, label_style
 from medbench.viz.slicing import as_volume, labels_array, volume_name, window_for
 from medbench.viz.viewer import SliceViewer
-from medbench.viz.windowing import WindowSpec
 
 #: Backends that :func:`view3d` can build.
 BACKENDS = ("niivue", "slices", "itk")

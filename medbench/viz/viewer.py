@@ -21,7 +21,8 @@ import ipywidgets as widgets
 import numpy as np
 
 from medbench.errors import ConfigError
-from medbench.io.volume import Volume
+from medbench.image.volume import Volume
+from medbench.image.windowing import WINDOW_PRESETS, WindowSpec, apply_window
 from medbench.viz.figures import LabelNames, LabelStyle, draw_slice, label_style
 from medbench.viz.slicing import (
     AXIS_NAMES,
@@ -37,7 +38,6 @@ from medbench.viz.slicing import (
     slice_title,
     window_for,
 )
-from medbench.viz.windowing import WINDOW_PRESETS, WindowSpec, apply_window
 
 _CUSTOM = "custom"
 _LAYOUT = widgets.Layout(width="420px")

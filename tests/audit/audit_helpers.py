@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from medbench.io.dicom_writer import write_series
-from medbench.io.volume import Volume
+from medbench.image.volume import Volume
+from medbench.io.dicom.write import write_series
 
 #: Slices per test series and their in-plane size.
 N_SLICES, SIZE = 8, 16

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from tests.audit.audit_helpers import N_SLICES, PYDICOM_TEST_FILES, SIZE, SPACING, truncate, write
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import RLELossless
 
 from medbench.audit import scan
 from medbench.audit.scan import COLUMNS, PHI_KEYWORDS, scan_file, scan_headers
+from tests.audit.audit_helpers import N_SLICES, PYDICOM_TEST_FILES, SIZE, SPACING, truncate, write
 
 
 def _row(df, name: str):
@@ -93,7 +93,9 @@ def test_short_pixel_data_and_compressed_files(tmp_path: Path) -> None:
     ds.PixelData = ds.PixelData[:100]
     ds.save_as(tmp_path / "short.dcm")
     short = scan_file(tmp_path / "short.dcm")
-    assert short["error"] == "truncated: pixel data holds 100 bytes but Rows x Columns x Frames x Samples x BitsAllocated needs 512"
+    assert short["error"] == (
+        "truncated: pixel data holds 100 bytes but Rows x Columns x Frames x Samples x BitsAllocated needs 512"
+    )
 
     ds = pydicom.dcmread(src)
     ds.compress(RLELossless)

@@ -9,9 +9,9 @@ import pytest
 from medbench.audit.pacs import audit_pacs, download_pacs
 from medbench.audit.report import run_audit
 from medbench.errors import DataError
-from medbench.io.dicom_writer import write_series
+from medbench.image.volume import Volume
+from medbench.io.dicom.write import write_series
 from medbench.io.dicomweb import DicomWebSource
-from medbench.io.volume import Volume
 from tests.orthanc import orthanc_server  # noqa: F401 (fixture)
 
 
@@ -28,7 +28,7 @@ def _series(tmp: Path) -> Path:
     return src
 
 
-def test_pacs_audit_matches_folder_audit(orthanc_server, tmp_path: Path) -> None:  # noqa: F811
+def test_pacs_audit_matches_folder_audit(orthanc_server, tmp_path: Path) -> None:
     src = _series(tmp_path)
     stored = DicomWebSource(orthanc_server.dicomweb_url).store(src)
     assert (stored["status"] == "stored").all()
@@ -39,7 +39,7 @@ def test_pacs_audit_matches_folder_audit(orthanc_server, tmp_path: Path) -> None
     assert result.counts["files_found"] >= 12 and result.counts["series_valid"] >= 2
 
 
-def test_download_is_bounded(orthanc_server, tmp_path: Path) -> None:  # noqa: F811
+def test_download_is_bounded(orthanc_server, tmp_path: Path) -> None:
     DicomWebSource(orthanc_server.dicomweb_url).store(_series(tmp_path))
     table = download_pacs(orthanc_server.dicomweb_url, tmp_path / "one", max_series=1)
     assert len(table) == 1 and len(list((tmp_path / "one").rglob("*.dcm"))) == table["n_files"].iloc[0]

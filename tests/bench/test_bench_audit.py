@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pydicom
 import pytest
@@ -31,7 +32,7 @@ def test_audit_benchmark_runs_at_a_tiny_size_and_writes_its_table(tmp_path: Path
     assert len(pd.read_csv(out / "results.csv")) == 6
     payload = json.loads((out / "results.json").read_text())
     assert payload["benchmark"] == "audit" and payload["parameters"]["n_files"] == 20
-    assert payload["environment"]["packages"]["pydicom"] == pydicom.__version__
+    assert payload["environment"]["versions"]["pydicom"] == pydicom.__version__
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert "scan_headers (medbench)" in printed and str(out) in printed
@@ -68,7 +69,8 @@ def test_harness_timing_environment_and_results(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         time_call(lambda: None, repeat=0)
     env = environment()
-    assert env["cpu_count"] >= 1 and env["python"].count(".") == 2 and "numpy" in env["packages"]
+    assert env["cpu"]["cpu_count"] >= 1 and env["versions"]["python"].count(".") == 2
+    assert env["versions"]["numpy"] == np.__version__
     with pytest.raises(ConfigError, match="no 'ratio' column"):
         write_results("x", [{"method": "a"}], tmp_path / "x")
     out = write_results("demo", [{"method": "base", "ratio": 1.0}, {"method": "fast", "ratio": 3.0}], tmp_path / "d")

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from medbench.data import fetch_cli
+from medbench.data import cli as fetch_cli
 from medbench.data.fetch import dataset_files, fetch
 from medbench.errors import FetchError
 
@@ -37,11 +37,11 @@ class _Server:
         server = self
 
         class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 server.requests.append(self.path)
                 super().do_GET()
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
         handler = functools.partial(Handler, directory=str(folder))

@@ -63,7 +63,7 @@ def _arrays_equal(a: PhantomCase, b: PhantomCase) -> None:
         assert other.array.dtype == vol.array.dtype, name
         np.testing.assert_array_equal(other.array, vol.array, err_msg=name)
         np.testing.assert_allclose(other.affine, vol.affine, atol=1e-5, err_msg=name)
-    np.testing.assert_array_equal(a.displacement, b.displacement)
+    np.testing.assert_array_equal(a.displacement.array, b.displacement.array)
 
 
 # -- spec ---------------------------------------------------------------------
@@ -220,8 +220,8 @@ def test_deformation_convention_on_landmarks(cases: list[PhantomCase]) -> None:
 
 def test_displacement_grid_matches_the_field(cases: list[PhantomCase]) -> None:
     case = cases[0]
-    disp = case.displacement
-    assert disp.shape == (*case.ct.shape, 3) and disp.dtype == np.float32
+    disp = case.displacement.array
+    assert case.displacement.field.same_grid(case.ct) and disp.shape == (*case.ct.shape, 3) and disp.dtype == np.float32
     ijk = np.array([[0, 0, 0], [10, 40, 7], [63, 63, 31]])
     pts = case.ct.world(ijk)
     np.testing.assert_allclose(disp[tuple(ijk.T)], case.deformation.displacement(pts), atol=1e-4)
@@ -252,14 +252,14 @@ def test_nifti_round_trip_with_ras_affine(cases: list[PhantomCase], written: dic
     _arrays_equal(case, read_case(written["truth"].parent))
     field = sitk.ReadImage(str(written["displacement"]))  # ITK reads the vectors as LPS components
     assert field.GetNumberOfComponentsPerPixel() == 3
-    np.testing.assert_allclose(sitk.GetArrayFromImage(field).transpose(2, 1, 0, 3), case.displacement)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(field).transpose(2, 1, 0, 3), case.displacement.array)
 
 
 def test_truth_json_records_ground_truth(cases: list[PhantomCase], written: dict[str, Path]) -> None:
     truth = json.loads(written["truth"].read_text())
     case = cases[0]
     assert truth["labels"]["3"] == "liver" and truth["spec"] == case.spec.to_dict()
-    assert "CT world points" in truth["rigid"]["direction"]
+    assert truth["rigid"]["fixed"] == "CT" and truth["rigid"]["moving"] == "MR"
     np.testing.assert_allclose(truth["rigid"]["matrix"], case.rigid.matrix)
     assert set(truth["landmarks"]) == set(case.landmarks.names)
     assert truth["identifiers"]["PatientName"] == "PHANTOM^CASE000"
@@ -338,7 +338,12 @@ def test_cohort_summary_and_hash(tmp_path: Path) -> None:
     for i, case in enumerate(cohort.cases):
         row = table.loc[case.case_id]
         assert row["n_lesions"] == case.n_lesions
-        assert row["liver_hu"] == pytest.approx(case.ct.array[case.labels.array == LIVER].mean(), abs=0.01)
+        stats = sitk.LabelStatisticsImageFilter()  # an independent implementation, on the files written to disk
+        paths = cohort.paths(i)
+        stats.Execute(sitk.ReadImage(str(paths["ct"])), sitk.ReadImage(str(paths["labels"])))
+        assert row["liver_hu"] == pytest.approx(stats.GetMean(LIVER), abs=0.01)
+        voxel_ml = float(np.prod(case.ct.spacing)) / 1000.0
+        assert row["liver_ml"] == pytest.approx(stats.GetCount(LIVER) * voxel_ml, rel=1e-6)
         assert row["rot_z_deg"] == pytest.approx(case.rigid.angles_deg[2], abs=1e-3)
         assert set(cohort.paths(i)) >= {"ct", "pet", "t1", "t2", "labels", "lesions", "displacement", "truth", "dicom_ct"}
     digest = cohort_hash(cohort)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -19,8 +20,18 @@ def test_pydicom_test_files_are_real_and_complete() -> None:
     assert files == sorted(files) and all(p.is_file() for p in files)
     rel = {str(p.relative_to(root)) for p in files}
     assert {"CT_small.dcm", "MR_small.dcm", "dicomdirtests/DICOMDIR", "dicomdirtests/98892001/CT5N/2062"} <= rel
-    assert len(files) == sum(1 for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    assert "README.txt" in rel  # non-DICOM files are samples too: the audit must report them
+    assert len(files) > 150
     assert pydicom.dcmread(samples.pydicom_sample("CT_small.dcm")).Modality == "CT"
+
+
+def test_sample_listing_skips_python_files_and_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for rel in ("a.dcm", "sub/b", "sub/notes.txt", "helper.py", "__pycache__/helper.cpython-311.pyc", "sub/c.pyc"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    (tmp_path / "emptydir").mkdir()
+    monkeypatch.setattr(samples, "pydicom_test_dir", lambda: tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in samples.pydicom_test_files()] == ["a.dcm", "sub/b", "sub/notes.txt"]
 
 
 def test_pydicom_sample_by_path_or_unique_name() -> None:

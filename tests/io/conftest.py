@@ -18,8 +18,8 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian
 
-from medbench.io.dicom_writer import uid_from, write_series
-from medbench.io.volume import Volume
+from medbench.image.volume import Volume
+from medbench.io.dicom.write import uid_from, write_series
 
 #: In-plane pixel size (column spacing along i, row spacing along j) and slice spacing of the phantoms.
 DX, DY, DZ = 0.8, 0.7, 2.5
@@ -108,7 +108,9 @@ def dicom_enhanced() -> Callable[..., Path]:
     Rescale Slope (``slopes``) and frames may be stored out of spatial order.
     """
 
-    def build(volume: Volume, path: Path, slopes: Sequence[float] | None = None, frame_order: Sequence[int] | None = None) -> Path:
+    def build(
+        volume: Volume, path: Path, slopes: Sequence[float] | None = None, frame_order: Sequence[int] | None = None
+    ) -> Path:
         n = volume.shape[2]
         order = list(frame_order) if frame_order is not None else list(range(n))
         slopes = list(slopes) if slopes is not None else [1.0] * n

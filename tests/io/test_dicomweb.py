@@ -20,10 +20,10 @@ import pytest
 import requests
 
 from medbench.errors import ConfigError, DataError
+from medbench.image.volume import Volume
 from medbench.io.dicom import load_series
-from medbench.io.dicom_writer import uid_from, write_series
+from medbench.io.dicom.write import uid_from, write_series
 from medbench.io.dicomweb import DicomWebSource, _plan_filter, flatten_dicom_json
-from medbench.io.volume import Volume
 from tests.orthanc import (  # noqa: F401 (orthanc_server is a fixture)
     OrthancServer,
     free_port,
@@ -287,7 +287,9 @@ def test_flatten_dicom_json_gives_readable_columns() -> None:
         }
     ]
     df = flatten_dicom_json(results, first=("PatientID", "PatientName"))
-    assert list(df.columns) == ["PatientID", "PatientName", "ModalitiesInStudy", "ReferringPhysicianName", "NumberOfStudyRelatedSeries"]
+    assert list(df.columns) == [
+        "PatientID", "PatientName", "ModalitiesInStudy", "ReferringPhysicianName", "NumberOfStudyRelatedSeries"
+    ]
     row = df.iloc[0]
     assert row.PatientName == NAME_CARET and row.ModalitiesInStudy == "CT\\PT" and row.NumberOfStudyRelatedSeries == 2
     assert list(flatten_dicom_json([], first=("PatientID",)).columns) == ["PatientID"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import os
-import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medbench import config, runner
+from medbench import config, recipes, runner
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -30,22 +30,33 @@ def _params_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return cells[0]
 
 
-def _literal_assignments(source: str) -> dict[str, object]:
-    values = {}
-    for node in ast.parse(source).body:
-        assert isinstance(node, ast.Assign) and len(node.targets) == 1, "parameters cell holds only assignments"
-        values[node.targets[0].id] = ast.literal_eval(node.value)  # type: ignore[attr-defined]
-    return values
+def _checked_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    cells = [c for c in nb.cells if c.cell_type == "code" and "# NBVAL_CHECK_OUTPUT" in c.source]
+    assert len(cells) == 1, "exactly one checked metrics cell"
+    return cells[0]
+
+
+def _shows_something(source: str) -> bool:
+    """True when a cell's last statement is an expression (Jupyter displays it) or it calls display()/print()."""
+    body = ast.parse(source).body
+    if not body:
+        return False
+    last = body[-1]
+    calls = {n.func.id for n in ast.walk(ast.Module(body=body, type_ignores=[]))
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return isinstance(last, ast.Expr) or bool(calls & {"display", "print"})
 
 
 def test_every_registered_notebook_exists_and_vice_versa() -> None:
-    assert [p.stem for p in NOTEBOOKS] == list(config.NOTEBOOKS)
+    assert [p.stem for p in NOTEBOOKS] == list(recipes.NOTEBOOKS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_parameters_cell_equals_schema_defaults(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
-    assert _literal_assignments(_params_cell(nb).source) == config.defaults(path.stem)
+    values = config.literal_assignments(_params_cell(nb).source)
+    assert values is not None, "the parameters cell holds only literal assignments"
+    assert values == recipes.defaults(path.stem)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -54,9 +65,9 @@ def test_notebook_anatomy(path: Path) -> None:
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert "from_namespace" in "".join(c.source for c in code), "setup must validate parameters"
-    checked = [c for c in code if "# NBVAL_CHECK_OUTPUT" in c.source]
-    assert len(checked) == 1 and checked[0].outputs, "one checked metrics cell, committed with its output"
-    assert all(c.outputs or not c.source.strip() or "display" not in c.source for c in code)
+    assert _checked_cell(nb).outputs, "the checked metrics cell is committed with its output"
+    silent = [c.source.splitlines()[0] for c in code if _shows_something(c.source) and not c.outputs]
+    assert not silent, f"cells that display something are committed without output: {silent}"
     assert all(c.execution_count is not None for c in code), "commit executed notebooks (make notebooks)"
     assert nb.cells[-1].cell_type == "markdown", "end with summary / exercises / references"
     for c in code:
@@ -65,7 +76,7 @@ def test_notebook_anatomy(path: Path) -> None:
 
 @pytest.mark.slow
 def test_same_seed_gives_byte_identical_metrics(tmp_path: Path) -> None:
-    results = [runner.execute("00_tour", config.resolve("00_tour"), tmp_path / f"run{i}", profile="smoke",
+    results = [runner.execute("00_tour", recipes.resolve("00_tour"), tmp_path / f"run{i}", profile="smoke",
                               progress=False) for i in range(2)]
     assert [r.status for r in results] == ["completed", "completed"], [r.error for r in results]
     first, second = ((r.run_dir / "metrics.json").read_bytes() for r in results)
@@ -89,3 +100,53 @@ def test_nbval_fails_when_a_checked_number_changes(tmp_path: Path) -> None:
     )
     assert res.returncode == 1, res.stdout[-3000:]
     assert "NBVAL_CHECK_OUTPUT" in res.stdout and "1 failed" in res.stdout, res.stdout[-3000:]
+
+
+def _perturb(line: str) -> str | None:
+    """The line with its value changed in the last place a printed number or boolean can change."""
+    key, sep, value = line.partition(": ")
+    if not sep:
+        return None
+    if value in ("True", "False"):
+        return f"{key}: {'False' if value == 'True' else 'True'}"
+    match = list(re.finditer(r"\d", value))
+    if not match:
+        return None
+    i = match[-1].start()
+    return f"{key}: {value[:i]}{(int(value[i]) + 1) % 10}{value[i + 1:]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_nbval_compares_every_checked_line(path: Path, tmp_path: Path) -> None:
+    """Each checked line, changed by one digit, makes nbval fail (the sanitize file masks no checked number).
+
+    A synthetic notebook holds one cell per checked line: it prints the committed
+    output with that line changed, and carries the committed output as its
+    expected output. A control cell prints it unchanged. Running real nbval over
+    it must give one pass and one failure per line.
+    """
+    nb = nbformat.read(path, as_version=4)
+    cell = _checked_cell(nb)
+    text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+    lines = text.rstrip("\n").split("\n")
+    assert len(lines) >= 3, f"{path.stem}: the checked cell prints too little to regress against"
+    variants = [(n, _perturb(line)) for n, line in enumerate(lines)]
+    variants = [(n, v) for n, v in variants if v is not None]
+    assert variants, "no checked line holds a number"
+    probe = nbformat.v4.new_notebook()
+    probe.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for n, variant in [(-1, None), *variants]:
+        printed = text if variant is None else "\n".join(lines[:n] + [variant] + lines[n + 1:]) + "\n"
+        c = nbformat.v4.new_code_cell(f"# NBVAL_CHECK_OUTPUT\nprint({printed.rstrip(chr(10))!r})")
+        c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        c.execution_count = len(probe.cells) + 1
+        probe.cells.append(c)
+    target = tmp_path / f"probe_{path.stem}.ipynb"
+    nbformat.write(probe, target)
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE),
+         "-p", "no:cacheprovider", "-q", str(target)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert f"{len(variants)} failed, 1 passed" in res.stdout, res.stdout[-3000:]

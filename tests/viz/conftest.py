@@ -9,7 +9,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import numpy as np
 import pytest
 
-from medbench.io.volume import Volume
+from medbench.image.volume import Volume
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from medbench.atomic import atomic_path, write_text
 from medbench.errors import ConfigError, DeidError, DicomError
-from medbench.io.atomic import atomic_path, write_text
 from medbench.io.deid.core import (
     DeidContext,
     PrivateSpec,
@@ -65,26 +65,26 @@ def read_dicom(path: str | os.PathLike[str]) -> Dataset:
         try:
             ds = dcmread(fh, force=True)
             complete = bool(ds.get("SOPClassUID")) and bool(ds.get("SOPInstanceUID"))
-        except Exception as exc:  # noqa: BLE001 - any parse failure of a non-DICM file means "not DICOM"
+        except Exception as exc:
             raise NotDicomError(f"{path} is not a DICOM file (no DICM prefix; parsing failed: {exc})") from exc
         if not complete:
             raise NotDicomError(f"{path} is not a DICOM file (no DICM prefix and no SOP Class/Instance UID)")
         return ds
 
 
-def check_folders(in_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+def check_folders(src_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Validate the input and output folders of a batch; raise :class:`ConfigError` with the reason.
 
     IN must be a folder; OUT must not be IN, inside IN, or contain IN, and
     must be absent or empty (so no earlier output is mixed in or overwritten).
     """
-    src, dst = Path(in_dir).resolve(), Path(out_dir).resolve()
+    src, dst = Path(src_dir).resolve(), Path(out_dir).resolve()
     if not src.is_dir():
-        raise ConfigError(f"input folder {in_dir} does not exist or is not a folder")
+        raise ConfigError(f"input folder {src_dir} does not exist or is not a folder")
     if dst == src or src in dst.parents:
-        raise ConfigError(f"output folder {out_dir} is inside the input folder {in_dir}; choose a folder outside it")
+        raise ConfigError(f"output folder {out_dir} is inside the input folder {src_dir}; choose a folder outside it")
     if dst in src.parents:
-        raise ConfigError(f"output folder {out_dir} contains the input folder {in_dir}; choose a separate folder")
+        raise ConfigError(f"output folder {out_dir} contains the input folder {src_dir}; choose a separate folder")
     if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
         raise ConfigError(f"output folder {out_dir} already exists and is not empty; choose a new or empty folder")
     return src, dst
@@ -151,7 +151,7 @@ def _process(
         ds = read_dicom(path)
     except NotDicomError as exc:
         return {**row, "status": "not_dicom", "reason": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - a batch records the error and carries on
+    except Exception as exc:
         return {**row, "reason": f"unreadable: {type(exc).__name__}: {exc}"}
     try:
         if is_dicomdir(ds):
@@ -171,12 +171,12 @@ def _process(
         return {**row, "status": "written", "reason": reason, "output": str(target)}
     except DeidError as exc:
         return {**row, "reason": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - fail closed: anything unexpected means "not written"
+    except Exception as exc:
         return {**row, "reason": f"{type(exc).__name__}: {exc}"}
 
 
 def deidentify_folder(
-    in_dir: str | os.PathLike[str],
+    src: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     key: bytes | str,
     *,
@@ -184,7 +184,7 @@ def deidentify_folder(
     allow_burned_in: bool = False,
     keep_private: Iterable[PrivateSpec] = (),
 ) -> DeidReport:
-    """De-identify every file under ``in_dir`` (recursively, any name) into ``out_dir``.
+    """De-identify every file under ``src`` (recursively, any name) into ``out_dir``.
 
     ``key`` is the batch secret (>= 16 bytes): the same key gives the same
     UIDs, date shifts and output bytes, so references between files (and
@@ -195,8 +195,9 @@ def deidentify_folder(
     pydicom's warnings about odd values are silenced here; the report is the
     record.
     """
-    src, dst = check_folders(in_dir, out_dir)
-    ctx = DeidContext(key, date_shift=date_shift, keep_private=frozenset(keep_private))
+    src, dst = check_folders(src, out_dir)
+    ctx = DeidContext(key.encode("utf-8") if isinstance(key, str) else key, date_shift=date_shift,
+                      keep_private=frozenset(keep_private))
     files = sorted((p for p in src.rglob("*") if p.is_file()), key=lambda p: p.relative_to(src).as_posix())
     claimed: dict[Path, Path] = {}
     rows = []

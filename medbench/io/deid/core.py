@@ -55,6 +55,7 @@ from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.tag import BaseTag
+from pydicom.uid import UID
 
 import medbench
 from medbench.errors import ConfigError, DeidError
@@ -240,7 +241,7 @@ class DeidContext:
 
 def _checked_private_spec(spec: Iterable[object]) -> PrivateSpec:
     try:
-        group, creator, offset = spec  # type: ignore[misc]
+        group, creator, offset = spec
         group, creator, offset = int(group), str(creator).strip(), int(offset)  # type: ignore[call-overload]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"keep_private entry {spec!r} is not (group, private creator, element offset)") from exc
@@ -302,8 +303,8 @@ def is_kept_private(tag: BaseTag, creators: dict[tuple[int, int], str], keep: fr
     if 0x0010 <= tag.element <= 0x00FF:
         creator = creators.get((tag.group, tag.element), "")
         return any(g == tag.group and c == creator for g, c, _ in keep)
-    creator = creators.get((tag.group, tag.element >> 8))
-    return creator is not None and (tag.group, creator, tag.element & 0xFF) in keep
+    block_creator = creators.get((tag.group, tag.element >> 8))
+    return block_creator is not None and (tag.group, block_creator, tag.element & 0xFF) in keep
 
 
 @dataclass
@@ -498,10 +499,10 @@ def deidentify_dataset(ds: Dataset, ctx: DeidContext) -> FileDataset:
     walk.dataset(out)
     _stamp(out, ctx)
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPClassUID = UID(sop_class)
     meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
-    meta.TransferSyntaxUID = ts
-    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.TransferSyntaxUID = UID(ts)
+    meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
     meta.ImplementationVersionName = IMPLEMENTATION_VERSION
     return FileDataset(
         "", out, preamble=b"\0" * 128, file_meta=meta, is_implicit_VR=implicit, is_little_endian=little

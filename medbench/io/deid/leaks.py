@@ -35,6 +35,7 @@ import re
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pydicom.dataelem import RawDataElement
@@ -138,7 +139,7 @@ def _iter_originals(originals: Originals) -> Iterator[tuple[str, Dataset]]:
         for p in paths:
             try:
                 yield str(p), read_dicom(p)
-            except Exception:  # noqa: BLE001 - unreadable originals were not de-identified either
+            except Exception:
                 continue
 
 
@@ -165,7 +166,8 @@ class _Needle:
         self.binary = [re.compile(re.escape(enc) + after.encode()) for enc in sorted(encodings)]
 
     @staticmethod
-    def _found(pattern: re.Pattern, haystack: str | bytes, before: str | bytes) -> bool:
+    def _found(pattern: re.Pattern, haystack: Any, before: Any) -> bool:
+        """A match not preceded by one of the ``before`` characters (str with str, bytes with bytes)."""
         for match in pattern.finditer(haystack):
             prev = haystack[max(match.start() - 1, 0) : match.start()]
             if not prev or prev not in before:
@@ -185,7 +187,7 @@ def _searchable_bytes(path: Path) -> bytes:
     data = bytearray(path.read_bytes())
     try:
         ds = read_dicom(path)
-    except Exception:  # noqa: BLE001 - not DICOM: search every byte
+    except Exception:
         return bytes(data)
     for tag in (*_PIXEL_TAGS, *_STAMPS):
         if tag in ds:
@@ -212,12 +214,12 @@ def _decoded_values(ds: Dataset, prefix: str = "") -> Iterator[tuple[str, str]]:
 
 def scan_for_leaks(
     originals: Originals,
-    output_dir: str | os.PathLike[str],
+    deid_dir: str | os.PathLike[str],
     *,
     date_shift: bool = False,
     keep_private: Iterable[PrivateSpec] = (),
 ) -> pd.DataFrame:
-    """Search every file under ``output_dir`` for the identifying values of ``originals``.
+    """Search every file under ``deid_dir`` (a de-identified output) for the identifying values of ``originals``.
 
     ``originals``: a folder, a file, a Dataset, or an iterable of those.
     Returns one row per hit with columns ``file`` (output file), ``attribute``
@@ -234,7 +236,7 @@ def scan_for_leaks(
                 wanted.setdefault(value, (attribute, source))
         needles = [(_Needle(value), attribute, source) for value, (attribute, source) in wanted.items()]
         hits: list[dict[str, str]] = []
-        for out in sorted(p for p in Path(output_dir).rglob("*") if p.is_file()):
+        for out in sorted(p for p in Path(deid_dir).rglob("*") if p.is_file()):
             hits.extend(_scan_file(out, needles))
     return pd.DataFrame(hits, columns=HIT_COLUMNS)
 
@@ -244,7 +246,7 @@ def _scan_file(out: Path, needles: list[tuple[_Needle, str, str]]) -> list[dict[
     data = _searchable_bytes(out)
     try:
         decoded = list(_decoded_values(read_dicom(out)))
-    except Exception:  # noqa: BLE001 - not DICOM: the byte search still covers it
+    except Exception:
         decoded = []
     blob = "\n".join(text for _, text in decoded)
     hits: list[dict[str, str]] = []

@@ -131,17 +131,17 @@ def parse_table(text: str, source: str = TABLE_FILE) -> ProfileTable:
     patterns: list[tuple[int, int, str]] = []
     seen: set[str] = set()
     for line_no, row in enumerate(rows, start=2):
-        tag, code = row["tag"].strip(), row["basic_profile"].strip()
+        tag, code = str(row["tag"]).strip(), str(row["basic_profile"]).strip()
         if tag in seen:
             raise ConfigError(f"{source}: tag {tag} appears twice (row {line_no})")
         seen.add(tag)
         if code not in ALLOWED_ACTIONS:
             raise ConfigError(f"{source}: tag {tag} has unknown action {code!r}")
-        mask, value = parse_tag_pattern(tag)
+        mask, tag_value = parse_tag_pattern(tag)
         if mask == 0xFFFFFFFF:
-            exact[value] = code
+            exact[tag_value] = code
         else:
-            patterns.append((mask, value, code))
+            patterns.append((mask, tag_value, code))
     frame = pd.DataFrame(rows, columns=["tag", "keyword", "attribute_name", "basic_profile"])
     return ProfileTable(edition=edition, frame=frame, _exact=exact, _patterns=tuple(patterns))
 

@@ -6,6 +6,7 @@ One line per step in a notebook::
     series = group_series(found.files)         # one Series per volume (split where needed)
     report = check_geometry(series[0])         # missing/duplicate slices, spacing, tilt...
     volume = load_series(series[0])            # Volume (LPS affine), or a GeometryError saying why not
+    volumes, table = load_all_series("data/dicom")   # every image series loaded or refused with a reason
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from medbench.io.dicom.geometry import (
     check_geometry,
     geometry_table,
 )
-from medbench.io.dicom.load import ResampledWarning, load_series
+from medbench.io.dicom.load import ResampledWarning, load_all_series, load_series
 from medbench.io.dicom.pixels import pixel_units, read_pixels, syntax_label, window
 from medbench.io.dicom.series import ORIENTATION_TOLERANCE, Series, group_series, series_table
 
@@ -39,6 +40,7 @@ __all__ = [
     "discover",
     "geometry_table",
     "group_series",
+    "load_all_series",
     "load_series",
     "pixel_units",
     "read_full",

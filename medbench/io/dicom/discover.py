@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pydicom
-from pydicom.dataset import Dataset, FileDataset
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
@@ -307,18 +307,18 @@ def dicomdir_references(dicomdir: Path, ds: Dataset) -> tuple[list[Path], list[s
     return found, missing
 
 
-def discover(root: str | os.PathLike[str], *, read_pixels: bool = False) -> DiscoveryResult:
-    """Find all DICOM files under ``root`` (a folder, a single file, or a DICOMDIR).
+def discover(src: str | os.PathLike[str], *, read_pixels: bool = False) -> DiscoveryResult:
+    """Find all DICOM files under ``src`` (a folder, a single file, or a DICOMDIR).
 
     Every regular file is tried, whatever its name. A DICOMDIR is recognised
     by its SOP Class, listed in ``dicomdirs`` (it is an index, not an image),
     and the files it references are included; references to absent files are
-    reported in ``skipped``. Given a DICOMDIR path as ``root``, only the files
+    reported in ``skipped``. Given a DICOMDIR path as ``src``, only the files
     it references are read. With ``read_pixels=True`` each image's Pixel Data
     is also decoded once (then discarded) and files that fail go to
     ``skipped`` with the decoder's reason.
     """
-    root = Path(root)
+    root = Path(src)
     if not root.exists():
         raise DataError(f"cannot discover DICOM files: {root} does not exist")
     result = DiscoveryResult(root=root)

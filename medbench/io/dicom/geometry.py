@@ -236,7 +236,7 @@ def analyse_frames(
     if "inconsistent orientation" in found.kinds:
         return report
     normal = normal_of(ref.orientation)  # type: ignore[arg-type]
-    distance = np.array([float(f.position @ normal) for f in frames])  # type: ignore[operator]
+    distance = np.array([float(f.position @ normal) for f in frames])
     order = np.argsort(distance, kind="stable")
     report.frames = [frames[i] for i in order]
     d = distance[order]

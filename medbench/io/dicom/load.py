@@ -1,4 +1,4 @@
-"""Assemble a checked DICOM series into a :class:`~medbench.io.volume.Volume`.
+"""Assemble a checked DICOM series into a :class:`~medbench.image.volume.Volume`.
 
 The volume's array is ``[i, j, k]`` = (column, row, slice) with slices sorted
 along the slice normal, and its affine is in LPS: column ``i`` steps along the
@@ -19,16 +19,18 @@ dropped or invented silently.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
-from medbench.errors import DicomError, GeometryError
+from medbench.errors import DicomError, GeometryError, MedbenchError
+from medbench.image.volume import Volume
 from medbench.io.dicom.geometry import RESAMPLABLE, GeometryReport, analyse_frames, geometry_of
 from medbench.io.dicom.pixels import pixel_units, read_pixels, window
 from medbench.io.dicom.sources import SeriesLike, Source, collect
-from medbench.io.volume import Volume
 
 
 class ResampledWarning(UserWarning):
@@ -106,7 +108,7 @@ def _affine(report: GeometryReport, slice_spacing: float) -> np.ndarray:
     affine[:3, 0] = orientation[:3] * col_spacing
     affine[:3, 1] = orientation[3:] * row_spacing
     affine[:3, 2] = report.normal * slice_spacing  # type: ignore[operator]
-    affine[:3, 3] = report.frames[0].position  # type: ignore[assignment]
+    affine[:3, 3] = report.frames[0].position
     return affine
 
 
@@ -179,3 +181,36 @@ def load_series(
     meta["n_slices"] = array.shape[2]
     warnings.warn(ResampledWarning(f"{name}: {meta['resampled']}"), stacklevel=2)
     return Volume(array, _affine(report, spacing), meta)
+
+
+def load_all_series(src: str | os.PathLike[str], *, resample: bool = False) -> tuple[dict[str, Volume], pd.DataFrame]:
+    """Load every image series under ``src``: each loaded, or refused with its reason.
+
+    Returns the volumes that loaded (name -> Volume; the name is the series
+    description plus its number) and a table with one row per series: name,
+    status (``loaded`` / ``resampled`` / ``refused``) and the message, so a
+    refused series says exactly why instead of silently becoming a wrong volume.
+    """
+    from medbench.io.dicom.discover import discover
+    from medbench.io.dicom.series import group_series
+
+    volumes: dict[str, Volume] = {}
+    rows = []
+    for series in group_series(discover(src).files):
+        if not series.is_image:
+            continue
+        name = f"{series.description or series.modality} #{series.series_number}"
+        if name in volumes:
+            name = f"{name} ({series.key[-8:]})"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResampledWarning)
+            try:
+                volumes[name] = load_series(series, resample=resample)
+            except MedbenchError as exc:
+                rows.append({"series": name, "status": "refused", "message": str(exc)})
+                continue
+        notes = [str(w.message) for w in caught if issubclass(w.category, ResampledWarning)]
+        rows.append({"series": name, "status": "resampled" if notes else "loaded",
+                     "message": "; ".join(notes) or f"{volumes[name].shape} voxels, spacing "
+                     + " x ".join(f"{s:.2f}" for s in volumes[name].spacing) + " mm"})
+    return volumes, pd.DataFrame(rows, columns=["series", "status", "message"])

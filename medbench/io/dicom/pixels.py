@@ -14,7 +14,7 @@ numbers a scientist can use:
   package to install.
 
 The returned array keeps DICOM's natural layout (not the ``[i, j, k]`` of
-:class:`~medbench.io.volume.Volume`): ``(rows, columns)`` for one frame,
+:class:`~medbench.image.volume.Volume`): ``(rows, columns)`` for one frame,
 ``(frames, rows, columns)`` for several, with a trailing RGB axis of 3 for
 colour images.
 """

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,7 @@ class Series:
 
     def as_dict(self) -> dict[str, object]:
         """One table row describing the series (for :func:`series_table`)."""
-        first = self.files[0].dataset if self.files else {}
+        first: Any = self.files[0].dataset if self.files else {}
         return {
             "key": self.key,
             "modality": self.modality,
@@ -150,7 +151,7 @@ def _multiframe_labels(files: list[DicomFile]) -> list[Hashable]:
 
 def _positions_repeat(files: list[DicomFile]) -> bool:
     geometry = [g for g in frame_geometries([f.dataset for f in files], [f.path.name for f in files]) if g.position is not None]
-    keys = [tuple(np.round(g.position / POSITION_TOLERANCE_MM).astype(int)) for g in geometry]
+    keys = [tuple(np.round(np.asarray(g.position) / POSITION_TOLERANCE_MM).astype(int)) for g in geometry]
     return len(keys) != len(set(keys))
 
 
@@ -207,12 +208,12 @@ def _instance_number(f: DicomFile) -> float:
 def order_files(files: list[DicomFile]) -> list[DicomFile]:
     """Files sorted along the slice normal when all have geometry, else by InstanceNumber, then path."""
     geometry = frame_geometries([f.dataset for f in files], [f.path.name for f in files])
-    first = {}
+    first: dict[int, Any] = {}
     for g in geometry:
         first.setdefault(g.source, g)
     if len(first) == len(files) and all(g.position is not None and g.orientation is not None for g in first.values()):
-        normal = normal_of(first[0].orientation)  # type: ignore[arg-type]
-        distance = {i: float(np.dot(g.position, normal)) for i, g in first.items()}  # type: ignore[arg-type]
+        normal = normal_of(first[0].orientation)
+        distance = {i: float(np.dot(g.position, normal)) for i, g in first.items()}
         keyed = sorted(range(len(files)), key=lambda i: (distance[i], _instance_number(files[i]), str(files[i].path)))
         return [files[i] for i in keyed]
     return sorted(files, key=lambda f: (_instance_number(f), str(f.path)))

@@ -86,7 +86,7 @@ def _series_sources(series: Series) -> list[Source]:
 
 def collect(obj: SeriesLike) -> tuple[str, list[Source]]:
     """(name for messages, sources) for any accepted input; slice order is decided by the geometry."""
-    items: list[object] = [obj] if isinstance(obj, (Series, DicomFile, Dataset, str, os.PathLike)) else list(obj)  # type: ignore[arg-type]
+    items: list[object] = [obj] if isinstance(obj, (Series, DicomFile, Dataset, str, os.PathLike)) else list(obj)
     if not items:
         raise DicomError("no DICOM input was given (empty list)")
     resolved = [_from_item(item, i) for i, item in enumerate(items)]
@@ -97,7 +97,8 @@ def collect(obj: SeriesLike) -> tuple[str, list[Source]]:
     for r in resolved:
         sources += _series_sources(r) if isinstance(r, Series) else [r]
     first = sources[0].dataset
-    name = _series_name(str(first.get("SeriesInstanceUID", "") or sources[0].label), str(first.get("SeriesDescription", "") or ""))
+    name = _series_name(str(first.get("SeriesInstanceUID", "") or sources[0].label),
+                        str(first.get("SeriesDescription", "") or ""))
     return name, sources
 
 

@@ -1,0 +1,26 @@
+"""medbench.metrics: one function per quantity, the one place a metric is defined.
+
+Thin wrappers over MONAI, scikit-image and SimpleITK where those define the
+quantity; small numpy code where they do not. Each function documents its
+units and its edge cases, and has a test with a known answer.
+
+* :mod:`~medbench.metrics.volumes`: label volumes (mL) and per-label intensity statistics;
+* :mod:`~medbench.metrics.intensity`: window coverage and contrast-to-noise ratio;
+* :mod:`~medbench.metrics.geometry`: landmark distances (TRE).
+"""
+
+from __future__ import annotations
+
+from medbench.metrics.geometry import point_distances, tre_summary
+from medbench.metrics.intensity import contrast_to_noise, window_coverage, window_coverage_table
+from medbench.metrics.volumes import label_statistics, label_volumes_ml
+
+__all__ = [
+    "contrast_to_noise",
+    "label_statistics",
+    "label_volumes_ml",
+    "point_distances",
+    "tre_summary",
+    "window_coverage",
+    "window_coverage_table",
+]
