@@ -112,6 +112,15 @@ class LabelStyle:
         return f"<div class='medbench-legend' style='font-size:12px;line-height:1.8'>{items}{note}</div>"
 
 
+def names_of(labels: object, label_names: LabelNames | None) -> LabelNames | None:
+    """``label_names``, else the names a label Volume records in ``meta["label_names"]`` (else None)."""
+    if label_names is not None:
+        return label_names
+    meta = getattr(labels, "meta", None)
+    names = meta.get("label_names") if isinstance(meta, Mapping) else None
+    return names if isinstance(names, (Mapping, Sequence)) and not isinstance(names, str) else None
+
+
 def label_style(
     labels: np.ndarray | None, label_names: LabelNames | None = None, hide_labels: HiddenLabels = None
 ) -> LabelStyle | None:
@@ -197,7 +206,7 @@ def montage(
     vol, disp, axis = _prepare(volume, axis)
     center, width = window_for(disp, window)
     labs = display_labels(labels, vol)
-    style = label_style(labs, label_names, hide_labels)
+    style = label_style(labs, names_of(labels, label_names), hide_labels)
     _check_alpha(alpha)
     indices = evenly_spaced(disp.shape[axis], n_slices)
     ncols = ncols or ceil(sqrt(len(indices)))
@@ -240,7 +249,7 @@ def overlay(
         labs2d = np.asarray(labels)
         if labs2d.shape != raw.shape:
             raise GeometryError(f"labels shape {labs2d.shape} does not match the image shape {raw.shape}")
-        style = label_style(labs2d, label_names, hide_labels)
+        style = label_style(labs2d, names_of(labels, label_names), hide_labels)
         center, width = percentile_window(raw) if window is None else resolve_window(window)
         aspect, heading, size = 1.0, "slice", _fit((raw.shape[1], raw.shape[0]), 5.0)
     else:
@@ -248,7 +257,7 @@ def overlay(
         labs = display_labels(labels, vol)
         if labs is None:
             raise ConfigError("overlay needs labels")
-        style = label_style(labs, label_names, hide_labels)
+        style = label_style(labs, names_of(labels, label_names), hide_labels)
         drawn = labs if style is None else np.isin(labs, style.values)
         index = _most_labelled(drawn, axis) if slice_index is None else check_index(disp, axis, slice_index)
         center, width = window_for(disp, window)
@@ -285,7 +294,7 @@ def orthogonal(
     _check_alpha(alpha)
     center, width = window_for(disp, window)
     labs = display_labels(labels, vol)
-    style = label_style(labs, label_names, hide_labels)
+    style = label_style(labs, names_of(labels, label_names), hide_labels)
     point = _check_point(disp, point)
     nx, ny, nz = disp.shape
     extents = [slice_extent_mm(disp, a) for a in (2, 1, 0)]
@@ -376,11 +385,12 @@ def modality_grid(
     for ax, (name, (vol, disp)) in zip(axes, prepared.items()):
         spec = (windows or {}).get(name)
         center, width = window_for(disp, spec, name)
-        labs = display_labels(labels.get(name) if isinstance(labels, Mapping) else labels, vol)
+        given = labels.get(name) if isinstance(labels, Mapping) else labels
+        labs = display_labels(given, vol)
         index = check_index(disp, axis, slice_index)
         draw_slice(ax, display_slice(disp.array, axis, index), center, width, aspect=slice_aspect(disp, axis),
                    labels=None if labs is None else display_slice(labs, axis, index),
-                   style=label_style(labs, None, hide_labels), alpha=alpha)
+                   style=label_style(labs, names_of(given, None), hide_labels), alpha=alpha)
         modality = modality_of(vol, name)
         units = str(vol.meta.get("units") or ("HU" if modality.upper() == "CT" else "a.u."))
         mappable = ScalarMappable(norm=Normalize(center - width / 2, center + width / 2), cmap="gray")

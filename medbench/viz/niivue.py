@@ -7,8 +7,8 @@ radiological (patient right on the screen's left in axial and coronal views;
 gzipped NIfTI bytes with its RAS affine, so NiiVue orients it from the header.
 
 Colour bars: one for the image (its window in the image's units, e.g. HU);
-none for the label layer, whose colours are categories, named by NiiVue's
-label legend instead. Context classes (``soft_tissue``, ...) are not drawn
+none for the label layer, whose colours are categories, named by an HTML
+legend under the viewer instead. Context classes (``soft_tissue``, ...) are not drawn
 (same rule and ``hide_labels`` argument as the figures).
 
 Imported only when the backend is used (ipyniivue is imported here).
@@ -16,9 +16,11 @@ Imported only when the backend is used (ipyniivue is imported here).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import ipyniivue
+import ipywidgets as widgets
 import numpy as np
 
 from medbench.image.volume import Volume
@@ -28,35 +30,40 @@ from medbench.viz.static import figure_png, with_picture
 from medbench.viz.view3d import label_dtype, nifti_bytes
 
 
-class NiiVueViewer(ipyniivue.NiiVue):
-    """ipyniivue's NiiVue widget that also shows as a static picture where no kernel runs.
+class NiiVueView(widgets.VBox):
+    """ipyniivue's NiiVue viewer with a label legend under it, shown as a static picture where no kernel runs.
 
-    Its display data carries, besides the widget view, a PNG of the axial,
-    coronal and sagittal planes through the volume's centre with the same
-    window, labels and orientation (what the viewer opens on), drawn with
-    matplotlib.
+    :attr:`niivue` is the ``ipyniivue.NiiVue`` widget (its whole API: slice
+    type, crosshair, colormaps, ...), :attr:`legend` the HTML legend of the
+    drawn labels (NiiVue draws no legend for label volumes). The display data
+    carries, besides the widget view, a PNG of the axial, coronal and sagittal
+    planes through the volume's centre with the same window, labels and
+    orientation (what the viewer opens on), drawn with matplotlib.
     """
 
-    def __init__(self, *, picture: Any = None, description: str = "NiiVue viewer", **options: Any) -> None:
-        super().__init__(**options)
+    def __init__(self, niivue: Any, legend_html: str, picture: Callable[[], Any], description: str) -> None:
+        self.niivue = niivue
+        self.legend = widgets.HTML(legend_html)
         self._picture = picture
         self._description = description
+        super().__init__(children=[niivue, self.legend] if legend_html else [niivue])
+
+    @property
+    def volumes(self) -> list[Any]:
+        """The NiiVue volume layers (image first, then labels)."""
+        return list(self.niivue.volumes)
 
     def snapshot(self) -> bytes:
-        """The static picture (PNG bytes); empty when no volume was given."""
-        return b"" if self._picture is None else figure_png(self._picture())
+        """The static picture (PNG bytes)."""
+        return figure_png(self._picture())
 
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        png = self.snapshot()
-        if not png:
-            return bundle
-        return with_picture(bundle, png, self._description)
+        return with_picture(super()._repr_mimebundle_(**kwargs), self.snapshot(), self._description)
 
 
 def build(volume: Volume, labels: np.ndarray | None, center: float, width: float, *,
-          label_names: LabelNames | None = None, hide_labels: HiddenLabels = None, height: int = 420) -> NiiVueViewer:
-    """A :class:`NiiVueViewer` with the image (grey, windowed, colour bar) and the drawn labels."""
+          label_names: LabelNames | None = None, hide_labels: HiddenLabels = None, height: int = 420) -> NiiVueView:
+    """A :class:`NiiVueView`: the image (grey, windowed, colour bar), the drawn labels and their legend."""
     stem = volume_name(volume, "image").split(".")[0] or "image"
     style = label_style(labels, label_names, hide_labels)
 
@@ -68,8 +75,7 @@ def build(volume: Volume, labels: np.ndarray | None, center: float, width: float
         return fig
 
     shape = " × ".join(str(n) for n in volume.shape)
-    viewer = NiiVueViewer(
-        picture=picture, description=f"NiiVue 3D viewer of {stem} ({shape} voxels, window C{center:.4g} W{width:.4g})",
+    viewer = ipyniivue.NiiVue(
         height=height, is_radiological_convention=True, sagittal_nose_left=True, is_colorbar=True,
         multiplanar_show_render=ipyniivue.ShowRender.ALWAYS,
     )
@@ -86,4 +92,5 @@ def build(volume: Volume, labels: np.ndarray | None, center: float, width: float
             "labels": ["", *style.names],
         })
         viewer.add_volume(layer)
-    return viewer
+    description = f"NiiVue 3D viewer of {stem} ({shape} voxels, window C{center:.4g} W{width:.4g})"
+    return NiiVueView(viewer, "" if style is None else style.legend_html(), picture, description)

@@ -8,8 +8,10 @@ Backends and what is known about them on these machines (DESIGN §9):
     headless Chromium with software WebGL), and papermill runs notebooks that
     use it in seconds. The volume is passed in memory as gzipped NIfTI bytes
     with its RAS affine; no file is written. Shown radiologically with the
-    sagittal nose to the left, like every medbench figure; its display data
-    also carries a static PNG (:mod:`medbench.viz.niivue`).
+    sagittal nose to the left, like every medbench figure, with a label legend
+    under it; the widget is a :class:`~medbench.viz.niivue.NiiVueView`
+    (``.niivue`` is the ipyniivue widget) whose display data also carries a
+    static PNG.
 ``"slices"`` (:class:`~medbench.viz.viewer.SliceViewer`)
     ipywidgets + matplotlib, no WebGL, no JavaScript of its own: works in any
     front end, offline, and redraws on every slider move.
@@ -40,7 +42,7 @@ import numpy as np
 from medbench.errors import ConfigError
 from medbench.image.volume import Volume
 from medbench.image.windowing import WindowSpec
-from medbench.viz.figures import HiddenLabels, LabelNames
+from medbench.viz.figures import HiddenLabels, LabelNames, names_of
 from medbench.viz.slicing import as_volume, labels_array, window_for
 from medbench.viz.viewer import SliceViewer
 
@@ -98,6 +100,7 @@ def view3d(
     """
     vol = as_volume(volume)
     labs = None if labels is None else labels_array(labels, vol)
+    label_names = names_of(labels, label_names)
     name, reason = choose_backend(backend)
     if name == "niivue":
         from medbench.viz import niivue

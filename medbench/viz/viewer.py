@@ -28,7 +28,7 @@ import numpy as np
 from medbench.errors import ConfigError
 from medbench.image.volume import Volume
 from medbench.image.windowing import WINDOW_PRESETS, WindowSpec, apply_window
-from medbench.viz.figures import HiddenLabels, LabelNames, LabelStyle, draw_slice, label_style, new_figure
+from medbench.viz.figures import HiddenLabels, LabelNames, LabelStyle, draw_slice, label_style, names_of, new_figure
 from medbench.viz.slicing import (
     AXIS_NAMES,
     ORIENTATION_NOTE,
@@ -122,7 +122,7 @@ class SliceViewer(widgets.VBox):
         self.name = name or volume_name(self.volume, "volume")
         self._display = display_volume(self.volume)
         self._labels = display_labels(labels, self.volume)
-        self._style: LabelStyle | None = label_style(self._labels, label_names, hide_labels)
+        self._style: LabelStyle | None = label_style(self._labels, names_of(labels, label_names), hide_labels)
         self.legend.value = "" if self._style is None else self._style.legend_html()
         center, width = window_for(self._display, window, name)
         self._updating = True
