@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -162,7 +161,7 @@ _STATE_JS = """() => {
     const outputs = c.model.outputs.toJSON();
     return {
       count: c.model.executionCount,
-      running: c.node.querySelector('.jp-InputPrompt') ? c.node.querySelector('.jp-InputPrompt').textContent.includes('*') : false,
+      running: (c.node.querySelector('.jp-InputPrompt') || {textContent: ''}).textContent.includes('*'),
       errors: outputs.filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue),
       stderr: outputs.filter(o => o.output_type === 'stream' && o.name === 'stderr').map(o => String(o.text).slice(0, 300)),
       source: c.model.sharedModel.getSource().split('\\n')[0].slice(0, 80),
@@ -173,11 +172,17 @@ _STATE_JS = """() => {
 
 
 def open_notebook(page: Any, server: LabServer, name: str, timeout_s: float = 90) -> None:
-    """Open ``name``.ipynb in Lab and wait until its kernel is idle."""
-    page.goto(f"{server.base}/lab/tree/{name}.ipynb?token={server.token}")
+    """Open ``name``.ipynb (a path under the server's root, without the suffix) and wait until its kernel is idle."""
+    page.goto(f"{server.base}/lab/tree/{name}.ipynb?reset&token={server.token}")  # reset: no tabs restored
     page.wait_for_function(_NOTEBOOK_JS, timeout=timeout_s * 1000)
     wait_for(page, lambda s: s is not None and s["kernel"] == "idle", timeout_s, f"{name}: kernel idle")
     page.wait_for_timeout(500)
+
+
+def current_notebook(page: Any) -> Any:
+    """A locator of the notebook panel in focus (other tabs may exist in the DOM)."""
+    panel_id = page.evaluate("() => window.jupyterapp.shell.currentWidget.id")
+    return page.locator(f"[id='{panel_id}'] .jp-Notebook")
 
 
 def notebook_state(page: Any) -> dict[str, Any] | None:
