@@ -197,7 +197,10 @@ def _symlog_threshold(values: pd.Series) -> float | None:
     span = float(present.max() - present.min())
     if iqr <= 0 or span <= 100 * iqr:
         return None
-    return max(float(present.abs().quantile(0.5)), iqr, 1e-12)
+    threshold = max(float(present.abs().quantile(0.5)), iqr, 1e-12)
+    # Symlog is linear below the threshold: when every value is within ten times it, the axis would be
+    # effectively linear but lose its tick labels, so keep a plain linear axis.
+    return threshold if float(present.abs().max()) > 10 * threshold else None
 
 
 def outlier_plot(outliers_df: pd.DataFrame, x: str | None = None, y: str | None = None) -> Figure:

@@ -37,7 +37,7 @@ def table(
     *,
     relative_to: str | os.PathLike[str] | None = None,
     path_columns: Sequence[str] = PATH_COLUMNS,
-    max_width_em: float = 28.0,
+    max_width_em: float = 20.0,
     precision: int = 3,
     caption: str | None = None,
 ) -> Any:
@@ -55,16 +55,24 @@ def table(
         if columns:
             notes.append(f"{', '.join(columns)} relative to {Path(relative_to).name or relative_to}/")
     text_columns = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
+    number_columns = [c for c in shown.columns if c not in text_columns]
     styler = shown.style.format(precision=precision, na_rep="")
-    cell = (f"white-space: normal; overflow-wrap: anywhere; word-break: normal; max-width: {max_width_em}em; "
-            "min-width: 4em; text-align: left; vertical-align: top;")
     styler = styler.set_table_styles([
-        {"selector": "th", "props": "text-align: left; vertical-align: bottom; white-space: nowrap;"},
-        {"selector": "td", "props": "vertical-align: top; text-align: right;"},
+        {"selector": "thead th", "props": "text-align: left; vertical-align: bottom; white-space: nowrap;"},
+        {"selector": "tbody th", "props": "vertical-align: top;"},
+        {"selector": "td", "props": "vertical-align: top;"},
     ])
-    if text_columns:
-        styler = styler.set_properties(subset=text_columns, **{k.strip(): v.strip() for k, v in
-                                                               (p.split(":", 1) for p in cell.split(";") if p.strip())})
+    if number_columns:
+        styler = styler.set_properties(subset=number_columns, **{"text-align": "right", "white-space": "nowrap"})
+    for column in text_columns:
+        # Long unbroken tokens (paths, UIDs) may break anywhere; words wrap at spaces only, so a column of
+        # short words is never squeezed into broken words.
+        longest = int(shown[column].map(lambda v: max((len(t) for t in str(v).split()), default=0)).max() or 0)
+        wrap = "anywhere" if longest > 24 else "break-word"
+        styler = styler.set_properties(subset=[column], **{
+            "text-align": "left", "white-space": "normal", "overflow-wrap": wrap,
+            "max-width": f"{max_width_em}em", "min-width": f"{min(longest, 12) * 0.6:.1f}em" if wrap == "break-word" else "6em",
+        })
     if notes:
         styler = styler.set_caption("; ".join(notes))
     return styler

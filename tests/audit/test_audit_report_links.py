@@ -67,3 +67,19 @@ def test_outlier_plot_keeps_normal_points_visible_and_labels_apart() -> None:
     figure_box = fig.bbox
     assert all(figure_box.x0 <= b.x0 and b.x1 <= figure_box.x1 for b in boxes), "a label is clipped by the figure edge"
     assert all(b.x0 > ax.get_window_extent(renderer).x1 for b in boxes), "labels sit beside the axes, not on the points"
+
+
+def test_outlier_plot_axes_keep_their_tick_labels() -> None:
+    # like the phantom audit: seven near-identical CT series and one MR series far from them
+    df = _series(8)
+    df["value_range"] = [1938.0, 1940.0, 1930.0, 1939.0, 1938.5, 1937.0, 1941.0, 927.4]
+    df["std"] = [487.8, 491.5, 491.7, 489.0, 488.4, 490.2, 490.9, 231.4]
+    df["value_max"] = 900.0
+    out = detect_outliers(df)
+    fig = outlier_plot(out)
+    ax = fig.axes[0]
+    FigureCanvasAgg(fig).draw()
+    for axis in (ax.xaxis, ax.yaxis):
+        lo, hi = axis.get_view_interval()
+        shown = [t for t in axis.get_major_ticks() if lo <= t.get_loc() <= hi and t.label1.get_text()]
+        assert len(shown) >= 2, f"{axis.axis_name} axis has {len(shown)} labelled ticks"

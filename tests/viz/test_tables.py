@@ -16,7 +16,8 @@ def test_long_text_is_kept_whole_and_wraps(tmp_path: Path) -> None:
     assert "remain in the file" not in df._repr_html_()  # what a plain DataFrame shows: the end is cut
     html = table(df).to_html()
     assert str(long_path) in html and error.strip() in html
-    assert "overflow-wrap: anywhere" in html and "max-width: 28" in html and "white-space: normal" in html
+    assert "overflow-wrap: anywhere" in html and "max-width: 20.0em" in html and "white-space: normal" in html
+    assert "text-align: left" in html and "text-align: right" in html
 
 
 def test_paths_relative_to_a_folder(tmp_path: Path) -> None:
