@@ -8,6 +8,13 @@
 files, series, outliers and the outlier plot embedded as a PNG). Every file
 is rendered in memory first and then written atomically, so a report file is
 either the previous version or the complete new one, never partial.
+
+Paths in the written files are relative, so the report stays right when the
+folder holding it and the audited data is moved or renamed (a run folder is
+assembled under a temporary name and renamed when the run ends): the
+``path`` column of files.csv is relative to the audited folder, summary.json
+records that folder as seen from the report (``root_from_report``, next to the
+absolute ``root`` as audited), and every link in index.html is relative.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from markupsafe import Markup
@@ -32,6 +40,7 @@ from medbench.audit.scan import PHI_KEYWORDS, scan_headers
 from medbench.audit.summary import summarize_series
 from medbench.errors import DataError
 from medbench.report.render import render
+from medbench.viz.tables import relative_path
 
 #: The files :func:`run_audit` writes into ``out_dir``.
 REPORT_FILES = ("files.csv", "series.csv", "outliers.csv", "summary.json", "index.html")
@@ -97,10 +106,24 @@ def _png(fig: Figure) -> bytes:
 
 
 def _table(df: pd.DataFrame, empty: str) -> Markup:
-    """A pandas table as escaped HTML (cell text escaped by pandas), or a note when empty."""
+    """A pandas table as escaped HTML (cell text escaped by pandas) in a scrolling box, or a note when empty."""
     if df.empty:
         return Markup("<p><em>{}</em></p>").format(empty)
-    return Markup(df.to_html(index=False, na_rep="", escape=True, border=0, classes="t"))
+    return Markup('<div class="scroll">{}</div>').format(
+        Markup(df.to_html(index=False, na_rep="", escape=True, border=0, classes="t")))
+
+
+def relative_paths(df: pd.DataFrame, root: Path, column: str = "path") -> pd.DataFrame:
+    """A copy of ``df`` whose ``column`` holds POSIX paths relative to ``root`` (others left as they are)."""
+    out = df.copy()
+    if column in out:
+        out[column] = out[column].map(lambda value: relative_path(value, root))
+    return out
+
+
+def root_from_report(root: Path, out_dir: Path) -> str:
+    """The audited folder as a POSIX path relative to the report folder (``../dicom_tree``)."""
+    return Path(os.path.relpath(os.path.abspath(root), os.path.abspath(out_dir))).as_posix()
 
 
 def render_html(result: AuditResult, png: bytes) -> str:
@@ -116,13 +139,22 @@ def render_html(result: AuditResult, png: bytes) -> str:
         ("series not images", c["series_non_image"]),
         ("series flagged as outliers", c["outliers"]),
     ]
-    failed = result.files_df.loc[~result.files_df["readable"], ["path", "error_kind", "error", "size_bytes"]]
-    series_cols = [c for c in result.series_df.columns if c not in ("study_uid", "series_uid")]
+    failed = relative_paths(result.files_df.loc[~result.files_df["readable"], ["path", "error_kind", "error", "size_bytes"]],
+                            result.root)
+    root_href = root_from_report(result.root, result.out_dir)
+    failed_rows = [
+        {"path": str(r["path"]), "href": quote(f"{root_href}/{r['path']}"), "error_kind": str(r["error_kind"]),
+         "error": str(r["error"]), "size_bytes": "" if pd.isna(r["size_bytes"]) else int(r["size_bytes"])}
+        for _, r in failed.iterrows()
+    ]
+    uid_columns = ("series_key", "study_uid", "series_uid")
+    series_cols = [c for c in result.series_df.columns if c not in uid_columns]
     flagged = result.outliers_df[result.outliers_df["outlier"]] if "outlier" in result.outliers_df else result.outliers_df
+    flagged = flagged[[c for c in flagged.columns if c not in (*uid_columns, "iqr_reason", "iforest_reason")]]
     return render(
         "audit.html.j2", package="medbench.audit",
-        root=str(result.root), audited_at=c["audited_at"], counts=count_rows,
-        failed_table=_table(failed, "every file is readable"),
+        root_href=quote(root_href), root_name=Path(result.root).name or str(result.root),
+        audited_at=c["audited_at"], counts=count_rows, failed_rows=failed_rows,
         series_table=_table(result.series_df[series_cols], "no series found"),
         outliers_table=_table(flagged, "no series flagged"),
         image=base64.b64encode(png).decode("ascii"), phi_keywords=list(PHI_KEYWORDS),
@@ -152,11 +184,12 @@ def run_audit(
     counts = audit_counts(files_df, series_df, outliers_df)
     counts["audited_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     counts["root"] = str(root)
+    counts["root_from_report"] = root_from_report(root, out)
     counts["sample_pixels"] = sample_pixels
     figure = outlier_plot(outliers_df)
     result = AuditResult(root, out, files_df, series_df, outliers_df, counts, figure)
     rendered = {
-        "files.csv": _csv(files_df),
+        "files.csv": _csv(relative_paths(files_df, root)),
         "series.csv": _csv(series_df),
         "outliers.csv": _csv(outliers_df),
         "summary.json": json.dumps(counts, indent=2, sort_keys=True) + "\n",
