@@ -29,7 +29,7 @@ from scipy import ndimage
 from medbench.errors import DicomError, GeometryError, MedbenchError
 from medbench.image.volume import Volume
 from medbench.io.dicom.geometry import RESAMPLABLE, GeometryReport, analyse_frames, geometry_of
-from medbench.io.dicom.pixels import pixel_units, read_pixels, window
+from medbench.io.dicom.pixels import pixel_units, read_frames, window
 from medbench.io.dicom.sources import SeriesLike, Source, collect
 
 
@@ -63,11 +63,10 @@ def _check_scalar(name: str, sources: list[Source]) -> None:
 def _slices(report: GeometryReport, sources: list[Source]) -> np.ndarray:
     """Pixel values stacked as [column, row, slice] in the report's (sorted) frame order."""
     needed = sorted({f.source for f in report.frames})
-    pixels = {i: read_pixels(sources[i].full()) for i in needed}
+    pixels = {i: read_frames(sources[i].full()) for i in needed}
     planes = []
     for f in report.frames:
-        arr = pixels[f.source]
-        planes.append((arr[f.frame] if f.frame is not None and arr.ndim == 3 else arr).T)
+        planes.append(pixels[f.source][f.frame if f.frame is not None else 0].T)
     return np.stack(planes, axis=2).astype(np.float32)
 
 

@@ -208,6 +208,21 @@ def read_pixels(ds: Dataset) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def read_frames(ds: Dataset) -> np.ndarray:
+    """Physical values frame by frame: ``(frames, rows, columns)`` (plus an RGB axis for colour).
+
+    A single-frame image is one frame; a Siemens MOSAIC is unpacked into its
+    slices (:mod:`medbench.io.dicom.mosaic`; :class:`~medbench.io.dicom.mosaic.MosaicError`
+    when it cannot be), never returned as one tiled frame.
+    """
+    from medbench.io.dicom.mosaic import is_mosaic, mosaic_layout, unpack
+
+    values = read_pixels(ds)
+    if is_mosaic(ds):
+        return unpack(values, mosaic_layout(ds))
+    return values if n_frames(ds) > 1 else values[None]
+
+
 def pixel_units(ds: Dataset) -> str:
     """Units of :func:`read_pixels` output: "HU" for CT, else what the header states, else ""."""
     modality = str(ds.get("Modality", "")).upper()
