@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"medbench audit: error: PATH {problem}", file=sys.stderr)
         return USAGE_ERROR
     out = Path(args.out) if args.out else reports_root() / "audit" / (path.resolve().name or "root")
-    problem = _writable_dir(out)
-    if problem:
-        print(f"medbench audit: error: {problem}", file=sys.stderr)
+    unwritable = _writable_dir(out)
+    if unwritable:
+        print(f"medbench audit: error: {unwritable}", file=sys.stderr)
         return USAGE_ERROR
     result = run_audit(path, out, sample_pixels=not args.no_pixels)
     print(result.summary_text())

@@ -62,7 +62,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import pydicom
 from pydicom.charset import default_encoding
@@ -142,7 +142,7 @@ class Header:
     error_kind: str | None = None
     error: str = ""
     dataset: Dataset | None = field(default=None, repr=False)
-    elements: Mapping[int, Any] = field(default_factory=dict, repr=False)
+    elements: Mapping[Any, Any] = field(default_factory=dict, repr=False)
     syntax: UID | None = None
     meta_sop_class: str | None = None
     inflated_bytes: int | None = None  # total inflated size of a deflated data set
@@ -323,8 +323,8 @@ class _Inflating:
 class _Parsed:
     """What a header parse yields, whichever parser produced it."""
 
-    elements: dict[int, Any]
-    meta: dict[int, Any]
+    elements: dict[Any, Any]
+    meta: dict[Any, Any]
     syntax: UID | None
     implicit: bool
     little: bool
@@ -375,7 +375,7 @@ class _Stopper:
         return True
 
 
-def _last_end(elements: Mapping[int, Any]) -> int | None:
+def _last_end(elements: Mapping[Any, Any]) -> int | None:
     """Offset where the last element read ends, when its length is defined."""
     if not elements:
         return None
@@ -398,10 +398,12 @@ def _pixel_tag_at(stream: Any, little: bool) -> bool:
 
 def _parse_body(
     stream: Any, size: int, implicit: bool, little: bool
-) -> tuple[dict[int, Any], int | None, int | None, Finding | None]:
+) -> tuple[dict[Any, Any], int | None, int | None, Finding | None]:
     """Elements up to the pixel data: (elements, pixel element offset or None, last element end, problem)."""
     stopper = _Stopper(stream, size, implicit)
-    elements = {el.tag: el for el in data_element_generator(stream, implicit, little, stop_when=stopper)}
+    elements: dict[Any, Any] = {
+        el.tag: el for el in data_element_generator(stream, implicit, little, stop_when=stopper)
+    }
     if stopper.problem is not None:
         return elements, None, None, stopper.problem
     pixel_pos = stream.tell() if _pixel_tag_at(stream, little) else None
@@ -429,7 +431,9 @@ def _fast(mm: mmap.mmap, size: int, limit: int) -> _Parsed | None:
     def meta_stop(tag: int, vr: str | None, length: int) -> bool:
         return tag >> 16 != 2 or stopper(tag, vr, length)
 
-    meta = {el.tag: el for el in data_element_generator(mm, False, True, stop_when=meta_stop)}
+    meta: dict[Any, Any] = {
+        el.tag: el for el in data_element_generator(cast(BinaryIO, mm), False, True, stop_when=meta_stop)
+    }
     if stopper.problem is not None:
         if stopper.problem.kind == "truncated":
             raise stopper.problem
@@ -473,7 +477,7 @@ def _with_dcmread(mm: mmap.mmap, size: int, force: bool) -> _Parsed:
     """Parse the header with :func:`pydicom.dcmread` (files the fast parse leaves to it)."""
     mm.seek(0)
     try:
-        ds = pydicom.dcmread(mm, stop_before_pixels=True, force=force)
+        ds = pydicom.dcmread(cast(BinaryIO, mm), stop_before_pixels=True, force=force)
     except Exception as exc:  # pydicom raises many types on malformed input
         kind = "not_dicom" if isinstance(exc, pydicom.errors.InvalidDicomError) else "unreadable"
         reason = " ".join(str(exc).split())[:300]
@@ -484,7 +488,7 @@ def _with_dcmread(mm: mmap.mmap, size: int, force: bool) -> _Parsed:
     syntax = UID(str(meta["TransferSyntaxUID"].value)) if "TransferSyntaxUID" in meta else None
     if syntax is None and implicit is not None:
         syntax = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
-    elements = {tag: ds.get_item(tag) for tag in ds.keys()}
+    elements: dict[Any, Any] = {tag: ds.get_item(tag) for tag in ds.keys()}
     pixel_pos = mm.tell() if _pixel_tag_at(mm, little is not False) else None
     ds.buffer = None  # the map is closed after the read
     return _Parsed(
@@ -525,7 +529,7 @@ def _is(el: Any) -> int | None:
         return None
 
 
-def expected_pixel_bytes(elements: Mapping[int, Any], little: bool) -> int | None:
+def expected_pixel_bytes(elements: Mapping[Any, Any], little: bool) -> int | None:
     """Bytes uncompressed pixel data must hold: Rows x Columns x Frames x Samples x BitsAllocated / 8."""
     rows, cols = _us(elements.get(_ROWS), little), _us(elements.get(_COLUMNS), little)
     bits = _us(elements.get(_BITS_ALLOCATED), little)

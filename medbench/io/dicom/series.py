@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydicom.multival import MultiValue
 
 from medbench.io.dicom.discover import DicomFile
 from medbench.io.dicom.frames import FrameGeometry, frame_geometries, normal_of
@@ -189,8 +190,8 @@ def _acquisition_labels(files: list[DicomFile]) -> list[Hashable]:
 def _joined(value: object) -> str:
     if value is None or value == "":
         return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return "\\".join(str(v).strip() for v in value)  # type: ignore[union-attr]
+    if isinstance(value, (list, tuple, MultiValue)):
+        return "\\".join(str(v).strip() for v in value)
     return str(value).strip()
 
 
