@@ -118,9 +118,11 @@ def _names(frames: Sequence[FrameGeometry], limit: int = 3) -> str:
 
 
 def _check_tags(frames: list[FrameGeometry], found: _Findings) -> None:
-    for f in frames:
-        if f.refusal:
-            found.add("mosaic not unpacked", f"{f.refusal}; it is refused rather than read as one tiled slice")
+    refused = [f for f in frames if f.refusal]
+    for f in refused:
+        found.add("mosaic not unpacked", f"{f.refusal}; it is refused rather than read as one tiled slice")
+    if refused:
+        return
     no_image = [f for f in frames if f.size is None]
     if no_image:
         found.add("not an image", f"{len(no_image)} of {len(frames)} objects have no Rows/Columns: {_names(no_image)}")
