@@ -36,6 +36,8 @@ PYDICOM_TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
 #: The Latin-1 name "café.dcm" as raw bytes: not valid UTF-8.
 LATIN1_NAME = b"caf\xe9.dcm"
+#: The Latin-1 name "résumé.dcm" (a truncated file under a name that is not UTF-8).
+LATIN1_BROKEN_NAME = b"r\xe9sum\xe9.dcm"
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -199,7 +201,8 @@ def build_hostile_tree(root: Path) -> dict[str, Path]:
     """Write a folder holding every kind of trouble; return name -> planted path.
 
     One readable 4-slice CT series (``good/``), and beside it: a slice under a
-    Latin-1 file name (not UTF-8) and one under a UTF-8 non-ASCII name, garbage
+    Latin-1 file name (not UTF-8), a truncated copy under another one, a slice
+    under a UTF-8 non-ASCII name, garbage
     after the DICM marker, a truncated slice, an empty file, a text file, pixel
     data twice as long as its header says, a file-link loop, a link to a folder
     above (a loop), a link to a folder outside (not followed), a broken link, a
@@ -224,6 +227,8 @@ def build_hostile_tree(root: Path) -> dict[str, Path]:
     planted["garbage"].write_bytes(b"\0" * 128 + b"DICM" + rng.integers(0, 256, 4000, dtype=np.uint8).tobytes())
     planted["truncated"] = root / "truncated.dcm"
     planted["truncated"].write_bytes(data[:-50])
+    planted["latin1_truncated"] = Path(os.fsdecode(os.path.join(os.fsencode(root), LATIN1_BROKEN_NAME)))
+    planted["latin1_truncated"].write_bytes(single.read_bytes()[:-30])
     planted["empty"] = root / "empty.dcm"
     planted["empty"].write_bytes(b"")
     planted["text"] = root / "notes.txt"
