@@ -11,11 +11,12 @@ file never hides the rest.
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import pandas as pd
 import pydicom
@@ -167,12 +168,14 @@ def read_full(path: str | os.PathLike[str]) -> FileDataset:
 
     Files are expected to have passed :func:`read_header` (which refuses
     deflated data sets above the inflation limit before this would hold them).
+    An empty file raises :class:`ValueError`.
     """
     path = Path(path)
-    with open(path, "rb") as fh:
-        prefixed = len(head := fh.read(132)) == 132 and head[128:] == b"DICM"
-        fh.seek(0)
-        ds = pydicom.dcmread(fh, force=not prefixed)
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        # Through a memory map no read can ask for more than the file holds, whatever a damaged length says.
+        prefixed = mm[128:132] == b"DICM"
+        ds = pydicom.dcmread(cast(BinaryIO, mm), force=not prefixed)
+        ds.buffer = None
     ds.filename = str(path)
     return ds
 

@@ -84,7 +84,7 @@ ERROR_KINDS: dict[str, str] = {
     "not_parseable": "starts like DICOM but what follows is not DICOM data elements (garbage, a corrupt file)",
     "unreadable": "pydicom could not parse the header (its exception is quoted)",
     "truncated": "the file ends before an element, the pixel data or an encapsulated fragment it declares",
-    "corrupt": "structurally broken pixel data or deflated stream",
+    "corrupt": "structurally broken data: an unknown VR, broken pixel data fragments or deflated stream",
     "pixel_length": "the pixel data is longer than Rows x Columns x Frames x Samples x BitsAllocated says",
     "missing_pixel_data": "an image object without its (7FE0,0010) Pixel Data",
     "unknown_syntax": "a transfer syntax pydicom does not know: the pixel data cannot be interpreted",
@@ -117,6 +117,11 @@ _SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
 _ROWS, _COLUMNS, _BITS_ALLOCATED = 0x00280010, 0x00280011, 0x00280100
 _DIRECTORY_RECORDS = 0x00041220
 _INFLATE_CHUNK = 1 << 20
+#: The VR each standard file meta element must have (PS3.10 Table 7.1-1).
+_META_VRS = {
+    0x00020000: "UL", 0x00020001: "OB", 0x00020002: "UI", 0x00020003: "UI", 0x00020010: "UI", 0x00020012: "UI",
+    0x00020013: "SH", 0x00020016: "AE", 0x00020017: "AE", 0x00020018: "AE", 0x00020100: "UI", 0x00020102: "OB",
+}  # fmt: skip
 
 
 class Finding(Exception):
@@ -406,6 +411,11 @@ def _parse_body(
     }
     if stopper.problem is not None:
         return elements, None, None, stopper.problem
+    if not implicit:
+        unknown = next((el for el in elements.values() if el.VR is not None and el.VR not in _VR_NAMES), None)
+        if unknown is not None:
+            where = f"({unknown.tag >> 16:04X},{unknown.tag & 0xFFFF:04X})"
+            return elements, None, None, Finding("corrupt", f"corrupt: element {where} has the unknown VR {unknown.VR!r}")
     pixel_pos = stream.tell() if _pixel_tag_at(stream, little) else None
     return elements, pixel_pos, (_last_end(elements) if pixel_pos is None else None), None
 
@@ -441,10 +451,15 @@ def _fast(mm: mmap.mmap, size: int, limit: int) -> _Parsed | None:
             "not_parseable",
             f"not parseable: the file meta information after the 'DICM' marker is corrupt ({stopper.problem})",
         )
-    bad = [t for t, el in meta.items() if getattr(el, "VR", None) not in _VR_NAMES]
-    if bad:
-        raise Finding("not_parseable", f"not parseable: file meta element ({bad[0] >> 16:04X},{bad[0] & 0xFFFF:04X}) "
-                                       "has no valid VR; the file meta information is corrupt")
+    for tag, el in meta.items():
+        vr = getattr(el, "VR", None)
+        expected = _META_VRS.get(int(tag))
+        if vr not in _VR_NAMES or (expected is not None and vr != expected):
+            raise Finding(
+                "not_parseable",
+                f"not parseable: file meta element ({tag >> 16:04X},{tag & 0xFFFF:04X}) has VR {vr!r}"
+                + (f", not {expected}" if expected else "") + "; the file meta information is corrupt",
+            )
     raw_syntax = meta.get(_META_SYNTAX)
     if raw_syntax is None or not isinstance(raw_syntax.value, bytes) or not _text(raw_syntax):
         return None

@@ -157,6 +157,18 @@ def load_series(
     (missing slices, uneven spacing, gantry tilt).
     """
     name, sources = collect(series)
+    try:
+        return _load(name, sources, resample, spacing_tolerance, spacing_atol_mm)
+    except (MedbenchError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a damaged header value no check anticipated: refused with the reason, not a crash
+        reason = " ".join(str(exc).split())[:300]
+        raise DicomError(f"cannot build a volume from {name}: a header value is malformed "
+                         f"({type(exc).__name__}: {reason})") from exc
+
+
+def _load(name: str, sources: list[Source], resample: bool, spacing_tolerance: float, spacing_atol_mm: float) -> Volume:
+    """:func:`load_series` once the input is collected."""
     report = analyse_frames(
         name, geometry_of(sources), spacing_tolerance=spacing_tolerance, spacing_atol_mm=spacing_atol_mm
     )
@@ -178,7 +190,7 @@ def load_series(
         + (f"; voxels outside the shifted slices set to {fill:g}" if "gantry tilt" in report.kinds else "")
     )
     meta["n_slices"] = array.shape[2]
-    warnings.warn(ResampledWarning(f"{name}: {meta['resampled']}"), stacklevel=2)
+    warnings.warn(ResampledWarning(f"{name}: {meta['resampled']}"), stacklevel=3)
     return Volume(array, _affine(report, spacing), meta)
 
 
