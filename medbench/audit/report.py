@@ -69,7 +69,8 @@ class AuditResult:
                 f"  files: {c['files_found']} found, {c['readable']} readable, "
                 f"{sum(c['failed'].values())} failed ({failed})",
                 f"  series: {c['series_valid']} valid, {c['series_invalid']} invalid, "
-                f"{c['series_non_image']} not images; {c['outliers']} flagged as outliers",
+                f"{c['series_non_image']} not images ({c['series_split']} split off a shared SeriesInstanceUID); "
+                f"{c['outliers']} flagged as outliers",
                 f"  files with identifying attributes: {c['files_with_phi']}",
                 f"  report: {printable(str(self.report))}",
             ]
@@ -91,6 +92,7 @@ def audit_counts(files_df: pd.DataFrame, series_df: pd.DataFrame, outliers_df: p
         "series_valid": int(status.get("valid", 0)),
         "series_invalid": int(status.get("invalid", 0)),
         "series_non_image": int(status.get("not an image", 0)),
+        "series_split": int((series_df["split_reason"].fillna("") != "").sum()) if "split_reason" in series_df else 0,
         "outliers": int(outliers_df["outlier"].sum()) if "outlier" in outliers_df else 0,
     }
 
@@ -119,6 +121,7 @@ def render_html(result: AuditResult, png: bytes) -> str:
         ("series valid", c["series_valid"]),
         ("series invalid", c["series_invalid"]),
         ("series not images", c["series_non_image"]),
+        ("series split off a shared SeriesInstanceUID", c["series_split"]),
         ("series flagged as outliers", c["outliers"]),
     ]
     failed = result.files_df.loc[~result.files_df["readable"], ["path", "error_kind", "error", "size_bytes"]]

@@ -670,7 +670,6 @@ def _dataset(parsed: _Parsed, path: Path) -> Dataset:
         ds = Dataset(parsed.elements)
         ds.file_meta = FileMetaDataset(parsed.meta)
         ds.set_original_encoding(parsed.implicit, parsed.little, default_encoding)
-        ds.preamble = None
     ds.filename = str(path)
     return ds
 
@@ -721,7 +720,8 @@ def _read(header: Header, limit: int) -> None:
         parsed = _fast(mm, size, limit) if has_marker else None
         if parsed is None:
             parsed = _with_dcmread(mm, size, force=not has_marker)
-        header.elements = parsed.elements
+        # Keyed by plain int for the callers' lookups (a BaseTag key makes every lookup call Python's __eq__).
+        header.elements = {int(tag): el for tag, el in parsed.elements.items()}
         header.syntax = parsed.syntax
         raw_sop = parsed.meta.get(_META_SOP_CLASS)
         header.meta_sop_class = _text(raw_sop) or None
