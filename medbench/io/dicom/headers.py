@@ -51,6 +51,7 @@ image object (its pixel data is then missing).
 from __future__ import annotations
 
 import errno
+import gc
 import mmap
 import os
 import re
@@ -668,7 +669,9 @@ def _dataset(parsed: _Parsed, path: Path) -> Dataset:
         ds = parsed.dataset
     else:
         ds = Dataset(parsed.elements)
-        ds.file_meta = FileMetaDataset(parsed.meta)
+        meta = FileMetaDataset()
+        meta._dict.update(parsed.meta)  # every tag is in group 0002 by construction: skip the per-tag validation
+        ds.file_meta = meta
         ds.set_original_encoding(parsed.implicit, parsed.little, default_encoding)
     ds.filename = str(path)
     return ds
@@ -743,27 +746,35 @@ def _read(header: Header, limit: int) -> None:
         raise Finding("missing_sop_class", "missing SOP Class UID (0008,0016)")
 
 
-def read_header(path: str | os.PathLike[str], *, limit: int = MAX_INFLATED_BYTES) -> Header:
+def read_header(
+    path: str | os.PathLike[str], *, limit: int = MAX_INFLATED_BYTES, _caught: list[Any] | None = None
+) -> Header:
     """Read one file's header and check it is whole; never raises for a bad file (see :class:`Header`).
 
     ``limit`` caps the inflated size of a deflated data set (default
     :data:`MAX_INFLATED_BYTES`). pydicom's warnings about the file are kept
-    in ``Header.warnings`` instead of being printed.
+    in ``Header.warnings`` instead of being printed. (``_caught``: the list
+    a caller reading many files already records warnings into, which saves
+    setting up a recorder per file.)
     """
+    if _caught is None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            return read_header(path, limit=limit, _caught=caught)
     header = Header(Path(path))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            _read(header, limit)
-        except Finding as finding:
-            header.error_kind, header.error = finding.kind, printable(str(finding))
-        except MemoryError:
-            raise
-        except Exception as exc:  # a malformed value no check anticipated: still a finding, not a crash
-            reason = " ".join(str(exc).split())[:300]
-            header.error_kind, header.error = "unreadable", printable(f"unreadable header: {type(exc).__name__}: {reason}")
-    if caught:
-        header.warnings = tuple(dict.fromkeys(printable(str(w.message)) for w in caught))
+    before = len(_caught)
+    try:
+        _read(header, limit)
+    except Finding as finding:
+        header.error_kind, header.error = finding.kind, printable(str(finding))
+    except MemoryError:
+        raise
+    except Exception as exc:  # a malformed value no check anticipated: still a finding, not a crash
+        reason = " ".join(str(exc).split())[:300]
+        header.error_kind, header.error = "unreadable", printable(f"unreadable header: {type(exc).__name__}: {reason}")
+    if len(_caught) > before:
+        header.warnings = tuple(dict.fromkeys(printable(str(w.message)) for w in _caught[before:]))
+        del _caught[before:]
     return header
 
 
@@ -908,8 +919,21 @@ def read_tree(src: str | os.PathLike[str], *, limit: int = MAX_INFLATED_BYTES) -
     if problem:
         raise FileNotFoundError(problem)
     tree = Tree(root)
-    for entry in walk(root):
-        tree.headers.append(entry if isinstance(entry, Header) else read_header(entry, limit=limit))
+    # The headers stay alive for the caller (the audit groups them into series): tens of thousands of small
+    # tuples that the cyclic garbage collector would re-scan again and again while they pile up (~20 % of the
+    # time on small files). They hold no reference cycles, so collection waits until the walk is done.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for entry in walk(root):
+                tree.headers.append(
+                    entry if isinstance(entry, Header) else read_header(entry, limit=limit, _caught=caught)
+                )
+    finally:
+        if collecting:
+            gc.enable()
     seen = {h.file_id for h in tree.headers if h.file_id is not None}
     queue = deque(h for h in tree.headers if h.ok and h.is_dicomdir)
     reported: set[Path] = set()
