@@ -225,3 +225,27 @@ def test_no_planted_value_survives_medbench_or_dicognito(tmp_path: Path, slice_p
 def test_pixels_survive_intact(tmp_path: Path, slice_path: Path) -> None:
     report = _batch(tmp_path, ("p.dcm", pydicom.dcmread(slice_path)))
     np.testing.assert_array_equal(pydicom.dcmread(report.written[0]).pixel_array, pydicom.dcmread(slice_path).pixel_array)
+
+
+def test_a_folder_that_cannot_be_listed_is_a_failure(
+    tmp_path: Path, slice_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import shutil
+
+    src = tmp_path / "in"
+    (src / "locked").mkdir(parents=True)
+    shutil.copy(slice_path, src / "locked" / "hidden.dcm")
+    shutil.copy(slice_path, src / "visible.dcm")
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:  # root cannot lock itself out of a folder: refuse by hand
+        if Path(os.fspath(path)).name == "locked":  # type: ignore[arg-type]
+            raise PermissionError(13, "Permission denied", os.fspath(path))  # type: ignore[arg-type]
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    report = deid.deidentify_folder(src, tmp_path / "out", KEY)
+    assert not report.ok and report.counts["written"] == 1
+    status, reason = _status(report, "locked")
+    assert status == "failed" and "cannot list this folder" in reason and "Permission denied" in reason
