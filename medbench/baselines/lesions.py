@@ -24,6 +24,7 @@ upper bound of that step; pass a predicted mask to chain real steps).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -96,7 +97,7 @@ def oracle_ct_lesion(case: PhantomCase, *, sigmas_mm: Sequence[float] = (1.0, 2.
     best_mask = full
     n_true = float(truth.sum())
     masks = {e: full if e <= 0 else ndimage.binary_erosion(full, _ball(e, case.ct.spacing)) for e in erosions_mm}
-    for (e, m), s in ((em, s) for em in masks.items() for s in sigmas_mm):
+    for m, s in ((em, s) for em in masks.values() for s in sigmas_mm):
         if not m.any():
             continue
         sm = _smooth(case.ct.array, s, case.ct.spacing)
@@ -144,32 +145,36 @@ def fit_pet_lesion_rule(cases: Sequence[PhantomCase], thresholds: Sequence[float
     return best_t
 
 
-def ct_pet_lesion_rule(case: PhantomCase, *, ratio: float = 2.0, fraction: float = 0.45, small_fraction: float = 0.7,
-                       ct_margin_hu: float = 8.0, mask: np.ndarray | None = None) -> Volume:
+def _outline(mask: np.ndarray, seed: tuple[Any, ...]) -> np.ndarray:
+    """The connected part of ``mask`` that contains ``seed``."""
+    comp, _ = ndimage.label(mask)
+    return np.asarray(comp == comp[seed])
+
+
+def ct_pet_lesion_rule(case: PhantomCase, *, ratio: float = 2.0, fraction: float = 0.5, ct_margin_hu: float = 8.0,
+                       ct_sigma_mm: float = 1.5, mask: np.ndarray | None = None) -> Volume:
     """PET finds, CT localises and refines (see the module doc); a label Volume on the CT grid.
 
     Hot spots: PET above ``ratio`` x the organs' median SUV. Each is
     delineated where the PET exceeds its local background (median SUV of the
-    organ around it) plus a fraction of its contrast: ``fraction`` for spots
-    at least 3 PET resolutions across, rising to ``small_fraction`` for spots
-    1.5 resolutions across (partial volume widens a small spot's outline;
-    size from its half-contrast region, resolution from the acquisition
-    record). Where the CT inside (median) is darker than the organ around it
-    (median) by more than ``ct_margin_hu`` (a hypodense lesion), the CT
-    region below half that contrast replaces the PET outline.
+    organ around it) plus ``fraction`` of its contrast; the spot's peak is the
+    mean of its hottest voxels (a tenth of the spot, at least 3), not its
+    single noisiest voxel. Where the CT inside (median) is darker than the
+    organ around it (median) by more than ``ct_margin_hu`` (a hypodense
+    lesion), the CT region (smoothed by ``ct_sigma_mm``) below half that
+    contrast, inside the spot's loose PET hull (a fifth of its contrast),
+    replaces the PET outline.
     """
     m = organ_mask(case) if mask is None else np.asarray(mask, bool)
     if not m.any():
         return _as_label(case, np.zeros(case.ct.shape, bool), "CT+PET rule")
     pet = pet_on_ct_grid(case).array
-    ct = _smooth(case.ct.array, 1.5, case.ct.spacing)
-    fwhm = float(case.acquisition.get("pet_resolution_fwhm_mm", 8.0))
-    voxel_ml = case.ct.voxel_volume_ml
+    ct = _smooth(case.ct.array, ct_sigma_mm, case.ct.spacing)
     ref = float(np.median(pet[m]))
     hot, _ = ndimage.label(m & (pet > ratio * ref))
     out = np.zeros(case.ct.shape, bool)
     reach = np.maximum(np.round(20.0 / np.asarray(case.ct.spacing)).astype(int), 2)
-    ring_ball, near_ball = _ball(6.0, case.ct.spacing), _ball(4.0, case.ct.spacing)
+    ring_ball, near_ball = _ball(6.0, case.ct.spacing), _ball(2.0, case.ct.spacing)
     for k, sl in enumerate(ndimage.find_objects(hot), start=1):
         if sl is None:
             continue
@@ -178,37 +183,29 @@ def ct_pet_lesion_rule(case: PhantomCase, *, ratio: float = 2.0, fraction: float
         seed = np.unravel_index(int(np.argmax(np.where(spot, p, -np.inf))), p.shape)
         around = org & ~ndimage.binary_dilation(spot, ring_ball)
         bg = float(np.median(p[around])) if around.any() else ref
-        contrast = float(p[seed]) - bg
-
-        def outline(f: float) -> np.ndarray:
-            comp, _ = ndimage.label(org & (p >= bg + f * contrast))
-            return np.asarray(comp == comp[seed])
-
-        half = outline(0.5)
-        d50 = (6.0 * float(half.sum()) * voxel_ml * 1000.0 / np.pi) ** (1.0 / 3.0)
-        t = float(np.clip((3.0 - d50 / fwhm) / 1.5, 0.0, 1.0))
-        region = outline(fraction + t * (small_fraction - fraction))
+        values = np.sort(p[spot])
+        peak = float(values[-max(3, len(values) // 10):].mean())
+        region = _outline(org & (p >= bg + fraction * (peak - bg)), seed)
         ring = org & ~ndimage.binary_dilation(region, ring_ball)
         host = float(np.median(c[ring])) if ring.any() else float(np.median(c[org]))
         core = float(np.median(c[region]))
         if host - core > ct_margin_hu:  # CT-visible (hypodense): the CT outline is the sharper one
-            near = ndimage.binary_dilation(region, near_ball) & org
-            dark = near & (c < host - 0.5 * (host - core))
+            hull = ndimage.binary_dilation(_outline(org & (p >= bg + 0.2 * (peak - bg)), seed), near_ball) & org
+            dark = hull & (c < host - 0.5 * (host - core))
             comp, n = ndimage.label(dark)
             inside = comp[region & dark]
             if n and inside.size and inside.any():
-                region = comp == int(np.bincount(inside[inside > 0]).argmax())
+                region = ndimage.binary_fill_holes(comp == int(np.bincount(inside[inside > 0]).argmax()))
         out[box] |= region
     return _as_label(case, out, "CT+PET rule")
 
 
 #: Parameter grid of the CT+PET rule tried on training cases.
-CT_PET_GRID: tuple[dict[str, float], ...] = tuple(
-    {"ratio": 2.0, "fraction": f, "small_fraction": s} for f in (0.4, 0.45, 0.5) for s in (0.6, 0.7))
+CT_PET_GRID: tuple[dict[str, Any], ...] = tuple({"ratio": 2.0, "fraction": f} for f in (0.4, 0.5, 0.6))
 
 
 def fit_ct_pet_lesion_rule(cases: Sequence[PhantomCase],
-                           grid: Sequence[dict[str, float]] = CT_PET_GRID) -> dict[str, float]:
+                           grid: Sequence[dict[str, Any]] = CT_PET_GRID) -> dict[str, Any]:
     """The CT+PET rule's parameters with the best mean malignant Dice over training cases with malignant lesions."""
     with_lesions = [c for c in cases if (c.labels.array == MALIGNANT).any()]
     if not with_lesions:

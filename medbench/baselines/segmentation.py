@@ -2,10 +2,12 @@
 
 * :func:`segment_threshold`: per organ (largest first), smooth the CT
   (Gaussian, ``sigma_mm``), keep the HU band the organ had in the training
-  cases, erode it (``erosion_mm``: separates touching neighbours of similar
-  HU), label connected components, keep the component of plausible size whose
-  centroid is nearest the organ's mean training centroid, grow it back inside
-  the band (geodesic dilation by the same radius), fill its holes. Voxels taken by an
+  cases, erode it (``erosion_mm``, a diamond in-plane and a segment along z:
+  separates touching neighbours of similar HU), label connected components, keep the component of plausible size whose
+  centroid is nearest the organ's mean training centroid, grow it back (by the
+  erosion radius plus two smoothing widths) inside a band twice as wide
+  (hysteresis: the organ's edge is blurred towards its neighbours), fill holes,
+  and dilate by one smoothing width (the smoothing moved the edge inwards). Voxels taken by an
   earlier organ are not offered to the next. The rule's numbers come from
   :func:`fit_threshold_rule` (training cases only).
 * :func:`atlas_vote`: the per-voxel majority label of the training label
@@ -95,8 +97,12 @@ def fit_threshold_rule(
             idx = np.argwhere(mask)
             if not len(idx):
                 continue
-            inner = ndimage.binary_erosion(mask)  # the band comes from the interior (edges mix with neighbours)
-            v = sm[inner] if inner.sum() >= 0.3 * len(idx) else sm[mask]
+            # the band comes from the interior: within two smoothing widths of the edge the neighbours mix in
+            inner = _morph(mask, max(2.0 * sigma_mm, min(case.ct.spacing)), case.ct.spacing, erode=True)
+            if inner.sum() < 0.2 * len(idx):  # a small organ: one voxel in from the edge, or all of it
+                inner = ndimage.binary_erosion(mask)
+                inner = inner if inner.sum() >= 0.05 * len(idx) else mask
+            v = sm[inner]
             values[c].append(v if len(v) <= 20000 else rng.choice(v, 20000, replace=False))
             cents[c].append(case.labels.world(idx.mean(axis=0))[0])
             vols[c].append(len(idx) * case.labels.voxel_volume_ml)
@@ -109,12 +115,27 @@ def fit_threshold_rule(
                          {c: float(np.mean(vols[c])) for c in classes}, sigma_mm, erosion_mm)
 
 
-def _ball(radius_mm: float, spacing: tuple[float, ...]) -> np.ndarray:
-    """A voxel ball of ``radius_mm`` (at least the 6-neighbourhood when the radius exceeds half a voxel)."""
-    r = np.maximum(np.round(radius_mm / np.asarray(spacing)).astype(int), 0)
-    grids = np.ogrid[tuple(slice(-n, n + 1) for n in r)]
-    dist = sum((g * s / max(radius_mm, 1e-6)) ** 2 for g, s in zip(grids, spacing))
-    return np.asarray(dist <= 1.0 + 1e-6)
+def _steps(radius_mm: float, spacing: tuple[float, ...]) -> tuple[int, int]:
+    """Iterations (in-plane, along z) of unit steps that reach ``radius_mm``."""
+    return int(round(radius_mm / min(spacing[:2]))), int(round(radius_mm / spacing[2]))
+
+
+_PLANE = np.zeros((3, 3, 3), bool)
+_PLANE[:, :, 1] = ndimage.generate_binary_structure(2, 1)
+_AXIAL = np.zeros((3, 3, 3), bool)
+_AXIAL[1, 1, :] = True
+
+
+def _morph(mask: np.ndarray, radius_mm: float, spacing: tuple[float, ...], erode: bool) -> np.ndarray:
+    """Erosion or dilation by ``radius_mm``: a diamond in-plane and a segment along z (fast iterated unit steps)."""
+    op = ndimage.binary_erosion if erode else ndimage.binary_dilation
+    k_xy, k_z = _steps(radius_mm, spacing)
+    out = mask
+    if k_xy:
+        out = op(out, _PLANE, iterations=k_xy)
+    if k_z:
+        out = op(out, _AXIAL, iterations=k_z)
+    return np.asarray(out)
 
 
 def segment_threshold(case_or_ct: PhantomCase | Volume, rule: ThresholdRule) -> Volume:
@@ -124,27 +145,34 @@ def segment_threshold(case_or_ct: PhantomCase | Volume, rule: ThresholdRule) -> 
     body_lab, n = ndimage.label(ct.array > -500)
     body = body_lab == (np.argmax(np.bincount(body_lab.ravel())[1:]) + 1) if n else np.zeros(ct.shape, bool)
     out = np.zeros(ct.shape, np.uint8)
-    ball = _ball(rule.erosion_mm, ct.spacing)
     for c in rule.classes:
         lo, hi = rule.bands[c]
         band = (sm >= lo) & (sm <= hi) & body & (out == 0)
-        core = ndimage.binary_erosion(band, ball) if ball.size > 1 else band
+        band = ndimage.binary_closing(band, _PLANE) & body & (out == 0)  # close single-voxel noise holes
+        core = _morph(band, rule.erosion_mm, ct.spacing, erode=True)
         comp, m = ndimage.label(core)
         if not m:
             continue
         sizes = np.bincount(comp.ravel())[1:].astype(float)
-        idx = np.indices(ct.shape, dtype=np.float32).reshape(3, -1)
-        flat = comp.ravel()
-        centres_ijk = np.stack([np.bincount(flat, weights=idx[a], minlength=m + 1)[1:] for a in range(3)], axis=1)
-        centres = ct.world(centres_ijk / np.maximum(sizes, 1)[:, None])
-        dist = np.linalg.norm(centres - rule.centroids[c], axis=1)
         vol = sizes * ct.voxel_volume_ml
         plausible = (vol >= 0.1 * rule.volumes_ml[c]) & (vol <= 3.0 * rule.volumes_ml[c])
-        pick = int(np.argmin(np.where(plausible, dist, dist + 1e6))) + 1
-        organ = comp == pick
-        if ball.size > 1:  # grow back inside the band, as far as it was eroded
-            organ = ndimage.binary_dilation(organ, ball) & band
+        candidates = np.flatnonzero(plausible) if plausible.any() else np.argsort(sizes)[-5:]
+        objects = ndimage.find_objects(comp)
+        best, pick = np.inf, int(candidates[0]) + 1
+        for n in candidates:
+            sl = objects[n]
+            assert sl is not None
+            ijk = np.argwhere(comp[sl] == n + 1).mean(axis=0) + [s.start for s in sl]
+            dist = float(np.linalg.norm(ct.world(ijk)[0] - rule.centroids[c]))
+            if dist < best:
+                best, pick = dist, int(n) + 1
+        # grow back as far as it was eroded plus the smoothing's reach, into a band twice as wide: the organ's
+        # edge is blurred towards its neighbours' HU (hysteresis thresholding)
+        relaxed = (sm >= lo - 0.5 * (hi - lo)) & (sm <= hi + 0.5 * (hi - lo)) & body & (out == 0)
+        organ = _morph(comp == pick, rule.erosion_mm + 2.0 * rule.sigma_mm, ct.spacing, erode=False) & relaxed
         organ = ndimage.binary_fill_holes(organ)
+        # the smoothing pulled the edge inwards where the neighbour differs most: give it back
+        organ = _morph(organ, rule.sigma_mm, ct.spacing, erode=False) & body & (out == 0)
         out[organ & (out == 0)] = c
     return ct.with_array(out, role="label", name="threshold rule")
 

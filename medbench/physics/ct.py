@@ -44,7 +44,7 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -261,9 +261,11 @@ def ct_noise(
 
 
 @overload
-def simulate_ct(hu: Volume, dose_fraction: float, rng: np.random.Generator, **kwargs: Any) -> Volume: ...
+def simulate_ct(hu: Volume, dose_fraction: float, rng: np.random.Generator, *, spacing_mm: float | None = None,
+                photons: float = ..., n_angles: int | None = None, filter_name: str = ...) -> Volume: ...
 @overload
-def simulate_ct(hu: np.ndarray, dose_fraction: float, rng: np.random.Generator, **kwargs: Any) -> np.ndarray: ...
+def simulate_ct(hu: np.ndarray, dose_fraction: float, rng: np.random.Generator, *, spacing_mm: float | None = None,
+                photons: float = ..., n_angles: int | None = None, filter_name: str = ...) -> np.ndarray: ...
 def simulate_ct(
     hu: np.ndarray | Volume,
     dose_fraction: float,

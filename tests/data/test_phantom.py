@@ -150,7 +150,7 @@ def test_ct_values_match_the_literature(cases: list[PhantomCase]) -> None:
         assert ct.min() >= -1024 and ct.max() <= 3071
         np.testing.assert_array_equal(ct, np.round(ct))  # stored as a scanner stores them
 
-        def hu(label: int) -> float:
+        def hu(label: int, lab: np.ndarray = lab, clean: np.ndarray = clean) -> float:
             return float(np.median(clean[_interior(lab == label)]))
 
         liver = hu(LIVER)
@@ -234,7 +234,7 @@ def test_mr_contrast_follows_relaxation_times(cases: list[PhantomCase]) -> None:
     for case in cases:
         lab, t1, t2 = case.labels_mr.array, case.t1.array, case.t2.array
 
-        def med(img: np.ndarray, label: int) -> float:
+        def med(img: np.ndarray, label: int, lab: np.ndarray = lab) -> float:
             return float(np.median(img[_interior(lab == label)]))
 
         assert med(t1, FAT) > med(t1, LIVER) > med(t1, SPLEEN)  # short T1 is bright on T1w (fat 260, liver 586, spleen 1057 ms)

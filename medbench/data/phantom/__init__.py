@@ -68,7 +68,7 @@ __all__ = [
     "AORTA", "BACKGROUND", "BENCHMARK_ORGANS", "BONE", "BOWEL", "COHORT_FILE", "CYST", "CasePlan", "Cohort", "FAT",
     "GALLBLADDER", "IVC", "KIDNEY_L", "KIDNEY_R", "LABELS", "LABEL_IDS", "LESION_CLASS_NAMES", "LESION_LABELS",
     "LIVER", "LUNG", "MALIGNANT", "MUSCLE", "ORGAN_LABELS", "PANCREAS", "PHANTOM_VERSION", "PORTAL_VEIN",
-    "PhantomCase", "PhantomSpec", "SOFT", "SPINAL_CANAL", "SPLEEN", "SPLITS", "STOMACH", "case_anatomy", "case_paths", "case_plans",
-    "cohort_hash", "cohort_root", "dose_name", "generate_case", "load_cohort", "read_case", "split_sizes", "suv_bw",
+    "PhantomCase", "PhantomSpec", "SOFT", "SPINAL_CANAL", "SPLEEN", "SPLITS", "STOMACH", "case_anatomy", "case_paths",
+    "case_plans", "cohort_hash", "cohort_root", "dose_name", "generate_case", "load_cohort", "read_case", "split_sizes", "suv_bw",
     "write_case",
 ]

@@ -42,10 +42,10 @@ from medbench.data.phantom.fields import FieldBank
 from medbench.data.phantom.labels import (
     BENCHMARK_ORGANS,
     CYST,
-    LABELS,
-    LESION_LABELS,
     KIDNEY_L,
     KIDNEY_R,
+    LABELS,
+    LESION_LABELS,
     LIVER,
     MALIGNANT,
     ORGAN_LABELS,
@@ -106,7 +106,7 @@ def dose_name(fraction: float) -> str:
     return f"ct_dose{int(round(fraction * 100)):03d}"
 
 
-def volume_meta(name: str) -> dict[str, str]:
+def volume_meta(name: str) -> dict[str, Any]:
     if name.startswith("ct_dose"):
         return {**VOLUME_META["ct"], "note": f"dose {int(name[7:])} % of the reference"}
     return VOLUME_META[name]

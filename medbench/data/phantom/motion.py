@@ -146,4 +146,5 @@ class BreathingDeformation:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> BreathingDeformation:
         names = cls.__dataclass_fields__
-        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
+        values: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
+        return cls(**values)

@@ -15,6 +15,7 @@ Every shape has ``aabb()`` (world bounding box, conservative) and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -187,7 +188,7 @@ class Union:
 Shape = Blob | ZTube | Capsule | Union
 
 
-def perturbation(rng: np.random.Generator, amplitude: float, k: int = 6) -> dict[str, np.ndarray]:
+def perturbation(rng: np.random.Generator, amplitude: float, k: int = 6) -> dict[str, Any]:
     """Random low-frequency surface modes (frequencies 1-2 along each local axis) for :class:`Blob`."""
     modes = rng.integers(0, 3, size=(k, 3)).astype(float)
     modes[modes.sum(axis=1) == 0, 2] = 1.0

@@ -163,10 +163,9 @@ class PhantomSpec(BaseModel):
 
 
 def _centred(shape: tuple[int, ...], spacing: tuple[float, ...]) -> Volume:
-    sp = np.asarray(spacing, float)
-    origin = -(np.asarray(shape) - 1) / 2.0 * sp
-    return Volume.from_spacing(np.zeros(shape, np.uint8), tuple(float(v) for v in sp),
-                               tuple(float(v) for v in origin))
+    sp = [float(v) for v in spacing]
+    origin = [float(v) for v in -(np.asarray(shape) - 1) / 2.0 * np.asarray(sp)]
+    return Volume.from_spacing(np.zeros(shape, np.uint8), sp, origin)
 
 
 @dataclass(frozen=True)
