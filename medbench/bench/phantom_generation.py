@@ -65,6 +65,41 @@ def _skimage_ct(hu: np.ndarray, spacing_mm: float, n_angles: int, n_slices: int)
         iradon(noisy - p, theta, output_size=hu.shape[0], circle=False, filter_name="ramp")
 
 
+def _measure_profile(profile: str, reference_s: float, *, n_cases: int, repeat: int, warmup: int,
+                     skimage_slices: int) -> list[dict[str, Any]]:
+    def row(method: str, times: list[float] | tuple[float, ...], target: float | None = None) -> dict[str, Any]:
+        med = float(np.median(times))
+        return {"method": method, "profile": profile, "median_s": med, "min_s": float(min(times)),
+                "ratio": med / reference_s, "meets_target": None if target is None else bool(med <= target)}
+
+    spec = PhantomSpec(n_cases=max(n_cases, 3), **PROFILES[profile])
+    nx, ny, _ = spec.shape
+    views = max(64, max(nx, ny) // 2)
+    _backprojector.cache_clear()
+    start = time.perf_counter()
+    _backprojector(nx, ny, views)
+    rows = [row("projector build (once per grid)", [time.perf_counter() - start])]
+    generate_case(spec, 0)  # warm-up: imports, caches
+    times = [time_call(lambda i=i: generate_case(spec, i), repeat=repeat, warmup=warmup).median_s  # type: ignore[misc]
+             for i in range(n_cases)]
+    rows.append(row("generate case", times, TARGET_S[profile]))
+    case = generate_case(spec, 0)
+    with tempfile.TemporaryDirectory() as tmp:
+        counter = iter(range(10**6))
+        t = time_call(lambda: write_case(case, Path(tmp) / f"c{next(counter)}"), repeat=repeat, warmup=0)
+    rows.append(row("write case (NIfTI, truth.json, DICOM)", t.times_s))
+    if profile == "full":
+        rng = np.random.default_rng(0)
+        hu = case.ct_clean.array
+        spacing = float(spec.spacing[0])
+        t = time_call(lambda: simulate_ct(hu, 1.0, rng, spacing_mm=spacing, n_angles=views), repeat=repeat, warmup=0)
+        rows.append(row("CT operator, one volume (medbench)", t.times_s))
+        n = max(1, min(skimage_slices, hu.shape[2]))
+        t = time_call(lambda: _skimage_ct(hu, spacing, views, n), repeat=1, warmup=0)
+        rows.append(row("CT operator, one volume (scikit-image loop)", [t.median_s * hu.shape[2] / n]))
+    return rows
+
+
 def run(
     out_dir: str | os.PathLike[str] | None = None,
     *,
@@ -86,42 +121,9 @@ def run(
     ref = time_call(_reference, repeat=max(3, repeat), warmup=1)
     rows: list[dict[str, Any]] = [{"method": "reference", "profile": "-", "median_s": ref.median_s,
                                    "min_s": ref.min_s, "ratio": 1.0, "meets_target": None}]
-
-    def row(method: str, profile: str, times: list[float], target: float | None = None) -> dict[str, Any]:
-        med = float(np.median(times))
-        return {"method": method, "profile": profile, "median_s": med, "min_s": float(min(times)),
-                "ratio": med / ref.median_s, "meets_target": None if target is None else bool(med <= target)}
-
     for profile in profiles:
-        spec = PhantomSpec(n_cases=max(n_cases, 3), **PROFILES[profile])
-        nx, ny, _ = spec.shape
-        views = max(64, max(nx, ny) // 2)
-        _backprojector.cache_clear()
-        start = time.perf_counter()
-        _backprojector(nx, ny, views)
-        build = time.perf_counter() - start
-        rows.append(row("projector build (once per grid)", profile, [build]))
-        generate_case(spec, 0)  # warm-up: imports, caches
-        times = []
-        for i in range(n_cases):
-            t = time_call(lambda i=i: generate_case(spec, i), repeat=repeat, warmup=warmup)  # type: ignore[misc]
-            times.append(t.median_s)
-        rows.append(row("generate case", profile, times, TARGET_S[profile]))
-        case = generate_case(spec, 0)
-        with tempfile.TemporaryDirectory() as tmp:
-            counter = iter(range(10**6))
-            t = time_call(lambda: write_case(case, Path(tmp) / f"c{next(counter)}"), repeat=repeat, warmup=0)
-        rows.append(row("write case (NIfTI, truth.json, DICOM)", profile, list(t.times_s)))
-        if profile == "full":
-            rng = np.random.default_rng(0)
-            hu = case.ct_clean.array
-            t = time_call(lambda: simulate_ct(hu, 1.0, rng, spacing_mm=float(spec.spacing[0]), n_angles=views),
-                          repeat=repeat, warmup=0)
-            rows.append(row("CT operator, one volume (medbench)", profile, list(t.times_s)))
-            n = max(1, min(skimage_slices, hu.shape[2]))
-            t = time_call(lambda: _skimage_ct(hu, float(spec.spacing[0]), views, n), repeat=1, warmup=0)
-            rows.append(row("CT operator, one volume (scikit-image loop)", profile,
-                            [t.median_s * hu.shape[2] / n]))
+        rows += _measure_profile(profile, ref.median_s, n_cases=n_cases, repeat=repeat, warmup=warmup,
+                                 skimage_slices=skimage_slices)
     table = pd.DataFrame(rows)
     table["case"] = [f"{r['profile']}: {r['method']}" if r["profile"] != "-" else r["method"] for r in rows]
     out = write_results(NAME, table.to_dict("records"), out_dir, label="case", ratio="ratio",
