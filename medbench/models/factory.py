@@ -15,7 +15,7 @@ seconds; the full profile uses the published defaults or close to them).
                     ``dropout`` (the ViT patch size is 16 voxels, so the input patch must be a
                     multiple of 16)
 ``swin_unetr``      ``SwinUNETR``: ``feature_size`` (multiple of 12), ``window_size``,
-                    ``dropout`` (patch must be a multiple of 32)
+                    ``dropout`` (patch sides: multiples of 32, at least 64)
 ``segresnet``       ``SegResNet``: ``base_channels`` (init filters), ``dropout``
 ==================  =====================================================================
 
@@ -60,13 +60,23 @@ class ModelParams(Section):
             raise ValueError(f"hidden_size {self.hidden_size} must be a multiple of num_heads {self.num_heads}")
         if self.feature_size % 12 and self.name == "swin_unetr":
             raise ValueError(f"SwinUNETR needs feature_size as a multiple of 12, got {self.feature_size}")
+        if self.base_channels % 8 and self.name == "segresnet":
+            raise ValueError(f"SegResNet's group norm (8 groups) needs base_channels as a multiple of 8, "
+                             f"got {self.base_channels}")
         return self
+
+
+#: Smallest patch side: SwinUNETR's instance norm needs more than one voxel at its 1/32 bottleneck.
+PATCH_MINIMUM: dict[str, int] = {"swin_unetr": 64}
 
 
 def _check_patch(name: str, patch: Sequence[int]) -> None:
     m = PATCH_MULTIPLE[name]
     if any(int(p) % m for p in patch):
         raise ConfigError(f"{name} needs an input patch whose sides are multiples of {m} voxels, got {list(patch)}")
+    low = PATCH_MINIMUM.get(name, 0)
+    if any(int(p) < low for p in patch):
+        raise ConfigError(f"{name} needs an input patch of at least {low} voxels per side, got {list(patch)}")
 
 
 def build_model(params: ModelParams, in_channels: int, out_channels: int, patch: Sequence[int]) -> torch.nn.Module:
