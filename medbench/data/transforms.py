@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from medbench.errors import ConfigError
 from medbench.image.windowing import WINDOW_PRESETS
 
@@ -89,8 +90,13 @@ def segmentation_transforms(
     spacing: Sequence[float] | None = None,
     augment: Mapping[str, float] | None = None,
     with_label: bool = True,
+    remap: Any = None,
 ) -> Any:
-    """The MONAI ``Compose`` for a datalist; ``train=False`` gives the deterministic part only (whole volumes)."""
+    """The MONAI ``Compose`` for a datalist; ``train=False`` gives the deterministic part only (whole volumes).
+
+    ``remap`` is an optional callable on the data dictionary applied to the
+    label right after loading (e.g. source label ids to contiguous class ids).
+    """
     from monai import transforms as mt
 
     keys = ["image", "label"] if with_label else ["image"]
@@ -101,6 +107,8 @@ def segmentation_transforms(
     ]
     if spacing is not None:
         steps.append(mt.Spacingd(keys, pixdim=list(spacing), mode=["bilinear", "nearest"][: len(keys)]))
+    if remap is not None and with_label:
+        steps.append(remap)
     steps += [NormaliseChannelsd(["image"], modalities), mt.EnsureTyped(keys, dtype=torch.float32)]
     if with_label:
         steps.append(mt.EnsureTyped(["label"], dtype=torch.int64))

@@ -144,7 +144,8 @@ class FitResult:
     best_epoch: int
     epochs_run: int
     stopped_early: bool
-    train_time_s: float
+    train_time_s: float  # training steps only (data loading included, validation excluded), all epochs so far
+    wall_time_s: float  # this call, validation and checkpointing included
     samples_seen: int
     best_state: dict[str, torch.Tensor]
     checkpoint: Path | None = None
@@ -279,6 +280,7 @@ def fit(
     bar = Progress(enabled=_progress_wanted(progress) and dist.is_main(), total=params.epochs, initial=start_epoch,
                    desc=name)
     start = time.perf_counter()
+    train_elapsed = float(history[-1]["train_s"]) if history else 0.0
     samples = 0
     stopped = False
     epoch = start_epoch - 1
@@ -292,6 +294,7 @@ def fit(
             _reseed_transforms(train_dataset, seed * 1_000_003 + epoch)
             sums: dict[str, float] = {}
             n_batches = 0
+            epoch_start = time.perf_counter()
             for batch in loader:
                 sync = ctx.at_boundary or not ddp
                 with contextlib.nullcontext() if sync else train_model.no_sync():  # type: ignore[operator]
@@ -303,9 +306,10 @@ def fit(
                 samples += _batch_size(batch)
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
+            train_elapsed += time.perf_counter() - epoch_start
             row: dict[str, Any] = {"epoch": epoch, **{k: v / max(n_batches, 1) for k, v in sums.items()},
                                    "lr": float(next(iter(optimizers.values())).param_groups[0]["lr"]),
-                                   "time_s": time.perf_counter() - start}
+                                   "train_s": train_elapsed}
             if val_dataset is not None and ((epoch + 1) % params.val_every == 0 or epoch + 1 == params.epochs):
                 metrics: Mapping[str, float] = {}
                 if dist.is_main():
@@ -335,7 +339,7 @@ def fit(
                 break
     finally:
         bar.close()
-    train_time = time.perf_counter() - start
+    wall_time = time.perf_counter() - start
     if val_dataset is None:
         best_state, best_epoch = _state_of(model), epoch
     model.load_state_dict(best_state)
@@ -344,7 +348,7 @@ def fit(
         checkpoint = run.save_checkpoint(best_state, f"{name}-best", epoch=best_epoch, monitor=task.monitor,
                                          value=None if math.isinf(best_metric) else best_metric)
     return FitResult(pd.DataFrame(history), float(best_metric), int(best_epoch), epoch + 1 - start_epoch, stopped,
-                     train_time, samples * dist.world_size(), best_state, checkpoint)
+                     train_elapsed, wall_time, samples * dist.world_size(), best_state, checkpoint)
 
 
 def _batch_size(batch: Any) -> int:

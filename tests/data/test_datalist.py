@@ -125,12 +125,12 @@ def test_dicom_datalist_converts_each_series_once_with_its_geometry(tmp_path: Pa
 
 
 @pytest.fixture(scope="module")
-def cohort(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def cohort(tmp_path_factory: pytest.TempPathFactory):
     return load_cohort(PhantomSpec(n_cases=2, shape=(32, 32, 16), spacing=(3.0, 3.0, 6.0)),
                        cache_dir=tmp_path_factory.mktemp("c"))
 
 
-def test_phantom_datalist_aligns_every_modality_on_the_ct_grid(cohort) -> None:  # noqa: ANN001
+def test_phantom_datalist_aligns_every_modality_on_the_ct_grid(cohort) -> None:
     digest = cohort_hash(cohort)
     entries = dl.phantom_datalist(cohort, ["ct", "pet", "t2"], cases=[1])
     assert entries[0]["case_id"] == cohort.case_ids[1] and len(entries[0]["image"]) == 3
@@ -158,7 +158,7 @@ def test_normalisation_per_modality_known_answers() -> None:
     assert float(out[2].min()) == 0.0 and float(out[2].max()) == 1.0
 
 
-def test_training_pipeline_crops_label_balanced_patches_reproducibly(cohort) -> None:  # noqa: ANN001
+def test_training_pipeline_crops_label_balanced_patches_reproducibly(cohort) -> None:
     entries = dl.phantom_datalist(cohort, ["ct", "pet"])
     n_classes = int(max(int(Volume.from_nifti(e["label"]).array.max()) for e in entries)) + 1
     ratios = [0.0] * n_classes

@@ -70,7 +70,7 @@ def test_labels_on_another_grid_are_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.orthanc
-def test_seg_is_stored_and_retrieved_from_a_real_pacs(tmp_path: Path, orthanc_server) -> None:  # noqa: F811
+def test_seg_is_stored_and_retrieved_from_a_real_pacs(tmp_path: Path, orthanc_server) -> None:
     from medbench.io.dicomweb import DicomWebSource
 
     ct, labels = _ct_and_labels()
