@@ -394,3 +394,62 @@ def checked_metrics(evaluation: Evaluation, unc: Uncertainty, base: BaselineResu
     out[f"ece_{unc.model}"] = unc.ece
     out["uncertainty_error_auroc"] = unc.auroc if not math.isnan(unc.auroc) else "nan"
     return out
+
+
+# -- tables for the notebook ------------------------------------------------------------------------
+def model_table(cfg: Params, seg: SegmentationSetup) -> pd.DataFrame:
+    """Parameters (millions) and forward GFLOPs of every architecture at the run's patch size."""
+    rows = []
+    for name in cfg.models:
+        model = seg.model(cfg.model.model_copy(update={"name": name}), seed=cfg.seed)
+        summary = {"params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+                   "gflops": forward_flops(model, (1, len(seg.modalities), *seg.patch)) / 1e9}
+        rows.append({"model": name, **summary})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def history_table(trained: Mapping[str, Trained]) -> pd.DataFrame:
+    """Per model: epochs run, best validation Dice and its epoch, training seconds and samples per second."""
+    rows = [{"model": n, "epochs": t.fit.epochs_run, "best_val_dice": t.fit.best_metric,
+             "best_epoch": t.fit.best_epoch + 1, "train_s": t.fit.train_time_s, "samples_per_s": t.fit.samples_per_s}
+            for n, t in trained.items()]
+    return pd.DataFrame(rows).set_index("model")
+
+
+def results_table(evaluation: Evaluation) -> pd.DataFrame:
+    """The comparison table: Dice (with CI half-widths), HD95, surface Dice, cost; baseline last."""
+    table = evaluation.table
+    first = ["dice_organs"] + [c for c in table.columns if c.startswith("dice_") and c != "dice_organs"]
+    rest = [c for c in table.columns if c not in first]
+    return table[first + rest]
+
+
+def per_case_table(evaluation: Evaluation, metric: str = "dice") -> pd.DataFrame:
+    """One row per (model, test case) with the metric per class."""
+    cols = [c for c in evaluation.per_case.columns if c.startswith(f"{metric}_")]
+    return evaluation.per_case.set_index(["model", "case_id"])[cols]
+
+
+def test_case(seg: SegmentationSetup, case: int = 0) -> tuple[Volume, Volume]:
+    """The first input channel and the truth (class ids) of a test case, as Volumes on the loaded grid."""
+    item = seg.test_dataset[case]
+    image = from_metatensor(item["image"][:1], role="image")
+    truth = from_metatensor(item["label"], role="label")
+    return image, truth.with_array(np.asarray(truth.array).astype(np.uint8), role="label")
+
+
+def seg_summary(path: str | Path) -> pd.DataFrame:
+    """What a DICOM SEG holds, read back with pydicom: class, segments, frames and the series it references."""
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ref = ds.ReferencedSeriesSequence[0]
+    rows = {
+        "SOP class": ds.SOPClassUID.name,
+        "segments": ", ".join(str(s.SegmentLabel) for s in ds.SegmentSequence),
+        "frames": int(ds.NumberOfFrames),
+        "referenced series": str(ref.SeriesInstanceUID),
+        "referenced instances": len(ref.ReferencedInstanceSequence),
+        "study": str(ds.StudyInstanceUID),
+    }
+    return pd.DataFrame({"value": rows})
