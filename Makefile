@@ -13,14 +13,16 @@ STAMP := $(VENV)/.medbench-installed
 PROFILE ?= smoke
 NOTEBOOKS ?=
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 
-.PHONY: install run test lint unit nbval notebooks lab bench clean-reports help
+.PHONY: install run test lint unit nbval notebooks lab test-browser bench clean-reports help
 
 help:
 	@echo "make run        execute every notebook (profile $(PROFILE)) into reports/ and build reports/index.html"
 	@echo "make test       lint (ruff, mypy) + unit tests + nbval regression of every notebook"
 	@echo "make notebooks  re-execute notebooks in place at the smoke profile (refresh committed outputs)"
-	@echo "make lab        JupyterLab with the 'medbench' kernel"
+	@echo "make lab        JupyterLab on 127.0.0.1 with the 'medbench' kernel (LAB_ARGS=... passed to jupyter lab)"
+	@echo "make test-browser  every notebook through JupyterLab in headless Chromium (slow)"
 	@echo "make bench      run the benchmarks at their default size"
 
 install: $(STAMP)
@@ -56,8 +58,13 @@ test: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/medbench notebooks $(NOTEBOOKS)
 
+# Binds to 127.0.0.1, adds --allow-root only as root, prints the URL; e.g. make lab LAB_ARGS="--no-browser --port=9000"
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/python tools/lab.py $(LAB_ARGS)
+
+# Every notebook through JupyterLab in headless Chromium (make test runs only the light ones).
+test-browser: $(STAMP)
+	MEDBENCH_BROWSER_NOTEBOOKS=all $(BIN)/python -m pytest tests/browser -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/medbench bench all

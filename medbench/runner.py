@@ -2,10 +2,23 @@
 
 Each run goes to ``reports/<notebook>/<run_id>/`` holding ``executed.ipynb``,
 ``executed.html``, ``params.yaml``, ``run.json`` (status included),
-``metrics.json`` and ``figures/``. The folder is assembled under a hidden temporary name and
+``metrics.json``, ``figures/`` and ``kernel.log`` (what the kernel process
+itself printed: its own log lines and anything native libraries write to the
+process's stderr; cell outputs are in the notebook). The folder is assembled under a hidden temporary name and
 renamed when the run ends (completed or failed), so a crash of medbench itself
 never leaves a half-written run; parameters are validated before anything is
 created. One failing notebook does not stop the rest.
+
+Kernels are started with CurveZMQ transport encryption whenever pyzmq and the
+kernelspec support it (the medbench and python3 kernelspecs declare it), and
+their process output goes to ``kernel.log``, so the progress bar shows
+progress only.
+
+Executed notebooks are stored without widget state and without the
+widget-view references whose state is gone (a reference to a model of a kernel
+that has exited renders as "model not found"): every medbench widget also puts
+a PNG of itself in its display data, which is what the committed notebook,
+``executed.ipynb``, the offline HTML export, GitHub and nbviewer show.
 """
 
 from __future__ import annotations
@@ -13,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import functools
 import json
 import os
 import shutil
@@ -29,6 +43,9 @@ from medbench import config, recipes
 from medbench.atomic import atomic_dir, write_text
 from medbench.errors import ConfigError, RunError
 from medbench.report.run import ENV_OVERRIDES, ENV_PROFILE, ENV_RUN_DIR, finalise, reports_root
+
+#: What the kernel process printed during a run (kept out of the progress output).
+KERNEL_LOG = "kernel.log"
 
 
 def notebooks_dir() -> Path:
@@ -75,14 +92,98 @@ def _failure_message(notebook: str, exc: BaseException) -> str:
     return f"{notebook} failed: {type(exc).__name__}: {exc}"
 
 
+#: nbconvert template folder of the offline HTML export (see its index.html.j2).
+HTML_TEMPLATE = "medbench_offline"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def export_html(ipynb: Path, html: Path) -> None:
-    """Export an executed notebook to a standalone HTML page (atomically)."""
+    """Export an executed notebook to one self-contained HTML page (atomically).
+
+    Offline by construction: the ``medbench_offline`` template (JupyterLab's
+    look) drops the CDN scripts (require.js, MathJax, mermaid, the widget
+    manager), styles are inlined, markdown images embedded, and widgets show
+    the PNG from their display data.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(ipynb, as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    drop_widget_views(nb)
+    templates = Path(__file__).resolve().parent / "report" / "nbconvert"
+    exporter = HTMLExporter(template_name=HTML_TEMPLATE, extra_template_basedirs=[str(templates)], embed_images=True)
+    body, _ = exporter.from_notebook_node(nb)
     write_text(html, body)
+
+
+def drop_widget_views(nb: Any) -> int:
+    """Remove the widget state and the widget-view references it served; return how many views were removed.
+
+    For a notebook whose kernel has exited. Without its state a widget-view
+    reference can only render as an error ("model not found") in JupyterLab,
+    and stored state is large (ipyniivue's state alone carries its 5 MB
+    viewer bundle and the volumes). Each output keeps its other
+    representations: the PNG medbench widgets add, and ``text/plain``.
+    """
+    nb.metadata.pop("widgets", None)
+    removed = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data:
+                del data[WIDGET_VIEW]
+                removed += 1
+    return removed
+
+
+@functools.cache
+def kernel_manager_class() -> type:
+    """A jupyter_client kernel manager: encrypted transport where supported, kernel output to a log.
+
+    ``transport_encryption="auto"`` provisions CurveZMQ keys when pyzmq has
+    CURVE and the kernelspec declares it (ipykernel otherwise warns, on every
+    start, that it runs over TCP without encryption). The kernel process's
+    stdout/stderr go to the file named by the ``kernel_log`` trait (appended),
+    not to the terminal that shows the progress bar.
+    """
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode, default
+
+    class RunKernelManager(AsyncKernelManager):
+        kernel_log = Unicode("", config=True, help="file that receives the kernel process's stdout and stderr")
+
+        @default("transport_encryption")
+        def _default_encryption(self) -> str:
+            return "auto" if zmq.has("curve") else "disabled"
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if not self.kernel_log:
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+                return
+            Path(self.kernel_log).parent.mkdir(parents=True, exist_ok=True)
+            with open(self.kernel_log, "ab") as log:  # the child keeps its own copy of the descriptor
+                kw.setdefault("stdout", log)
+                kw.setdefault("stderr", log)
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    return RunKernelManager
+
+
+def kernel_manager_for(log: Path) -> type:
+    """:func:`kernel_manager_class` with its ``kernel_log`` set to ``log`` (nbclient instantiates the class)."""
+    from traitlets import Unicode
+
+    return type("RunKernelManager", (kernel_manager_class(),), {"kernel_log": Unicode(str(log), config=True)})
+
+
+def _store_without_widget_state(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    drop_widget_views(nb)
+    text = nbformat.writes(nb)
+    write_text(path, text if text.endswith("\n") else text + "\n")
 
 
 def new_run_id(profile: str) -> str:
@@ -136,11 +237,13 @@ def execute(
                 pm.execute_notebook(
                     str(src), str(tmp / "executed.ipynb"), parameters=params.to_flat(), kernel_name=kernel_name(),
                     progress_bar=progress, cwd=str(src.parent), log_output=False,
+                    kernel_manager_class=kernel_manager_for(tmp / KERNEL_LOG),
                 )
         except Exception as exc:  # a failing notebook is a result, not a crash
             status, error = "failed", _failure_message(notebook, exc)
         duration = time.perf_counter() - start
         if (tmp / "executed.ipynb").exists():
+            _store_without_widget_state(tmp / "executed.ipynb")
             export_html(tmp / "executed.ipynb", tmp / "executed.html")
         finalise(tmp, notebook=notebook, status=status, error=error, duration_s=duration, profile=profile,
                  overrides=changed)
@@ -212,7 +315,7 @@ def refresh_in_place(names: Sequence[str], *, progress: bool = True) -> list[Pat
         os.environ["MEDBENCH_REPORTS"] = str(scratch / "reports")
         try:
             pm.execute_notebook(str(src), str(out), kernel_name=kernel_name(), progress_bar=progress,
-                                cwd=str(src.parent))
+                                cwd=str(src.parent), kernel_manager_class=kernel_manager_for(scratch / KERNEL_LOG))
         except Exception as exc:
             raise RunError(_failure_message(stem, exc)) from None
         finally:
@@ -228,12 +331,12 @@ def refresh_in_place(names: Sequence[str], *, progress: bool = True) -> list[Pat
 
 
 def normalise_notebook(path: Path) -> None:
-    """Remove run-specific metadata from an executed notebook, in place."""
+    """Remove run-specific metadata (and widget state, see :func:`drop_widget_views`) from an executed notebook."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("papermill", None)
-    nb.metadata.pop("widgets", None)
+    drop_widget_views(nb)
     nb.metadata["kernelspec"] = {"name": "medbench", "display_name": "medbench", "language": "python"}
     count = 0
     for cell in nb.cells:

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -123,3 +124,67 @@ def test_normalise_notebook_strips_volatile_metadata(tmp_path: Path) -> None:
     assert "papermill" not in nb.metadata and "papermill" not in nb.cells[1].metadata
     assert [c.execution_count for c in nb.cells] == [1, 2]
     assert nb.metadata["kernelspec"]["name"] == "medbench"
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+PNG_1x1 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+def _widget_notebook(path: Path) -> None:
+    """An executed-looking notebook: a widget output with a PNG picture, widget state, math in markdown."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title\n\nWindow $c \\pm w/2$."), nbformat.v4.new_code_cell("viewer")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("display_data", data={
+        WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": "abc"},
+        "image/png": PNG_1x1, "text/plain": "SliceViewer of ct"})]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "state": {"abc": {"model_name": "VBoxModel", "model_module": "@jupyter-widgets/controls",
+                          "model_module_version": "2.0.0", "state": {}}},
+        "version_major": 2, "version_minor": 0}}
+    nbformat.write(nb, path)
+
+
+def test_html_export_is_self_contained_and_shows_the_widget_picture(tmp_path: Path) -> None:
+    src = tmp_path / "executed.ipynb"
+    _widget_notebook(src)
+    runner.export_html(src, tmp_path / "executed.html")
+    page = (tmp_path / "executed.html").read_text()
+
+    class Refs(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.refs: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.refs += [f"{tag} {v}" for k, v in attrs if k in ("src", "href") and v and tag in ("script", "link", "img")]
+
+    parser = Refs()
+    parser.feed(page)
+    remote = [r for r in parser.refs if "://" in r or r.split(" ", 1)[1].startswith("//")]
+    assert remote == [], remote
+    for cdn in ("cdnjs", "unpkg", "jsdelivr", "require.js", "MathJax"):
+        assert cdn not in page, cdn
+    assert f"data:image/png;base64,{PNG_1x1}" in page
+    assert "widget-state" not in page and "widget-view" not in page
+
+
+def test_stored_notebooks_drop_widget_state_and_dead_views(tmp_path: Path) -> None:
+    path = tmp_path / "n.ipynb"
+    _widget_notebook(path)
+    nb = nbformat.read(path, as_version=4)
+    assert runner.drop_widget_views(nb) == 1
+    assert "widgets" not in nb.metadata
+    assert sorted(nb.cells[1].outputs[0]["data"]) == ["image/png", "text/plain"]
+    runner.normalise_notebook(path)
+    assert WIDGET_VIEW not in path.read_text() and "widget-state" not in path.read_text()
+
+
+@pytest.mark.slow
+def test_progress_output_is_free_of_kernel_warnings(stand_ins: Path) -> None:
+    reports = stand_ins / "reports"
+    res = _cli("run", "01_data_audit", "--reports", str(reports))
+    assert res.returncode == 0, res.stderr
+    assert "[IPKernelApp]" not in res.stderr and "without encryption" not in res.stderr, res.stderr
+    (run_dir,) = (reports / "01_data_audit").iterdir()
+    assert (run_dir / "kernel.log").is_file()
+    assert "without encryption" not in (run_dir / "kernel.log").read_text()  # CurveZMQ is on where supported

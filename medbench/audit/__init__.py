@@ -2,8 +2,8 @@
 
 One line per step in a notebook::
 
-    files = scan_headers("data/dicom")            # one row per file, failures with reasons
-    series = summarize_series(files)               # one row per series: geometry verdict, value stats
+    found = scan("data/dicom")                     # every header read once: found.table has one row per file
+    series = summarize_series(found)               # one row per series: geometry verdict, value stats
     flags = detect_outliers(series)                # IQR rule + IsolationForest, each flag explained
     outlier_plot(flags)                            # scatter coloured by flag
     result = run_audit("data/dicom", "reports/audit/demo")   # all of it, plus CSV/JSON/HTML files
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from medbench.audit.outliers import DEFAULT_FEATURES, detect_outliers, outlier_plot
 from medbench.audit.report import REPORT_FILES, AuditResult, run_audit
-from medbench.audit.scan import PHI_KEYWORDS, scan_file, scan_headers
+from medbench.audit.scan import PHI_KEYWORDS, Scan, scan, scan_file, scan_headers
 from medbench.audit.summary import summarize_series
 
 __all__ = [
@@ -26,6 +26,8 @@ __all__ = [
     "detect_outliers",
     "outlier_plot",
     "run_audit",
+    "Scan",
+    "scan",
     "scan_file",
     "scan_headers",
     "summarize_series",

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from medbench.audit.report import run_audit
+from medbench.io.dicom.headers import path_problem, printable
 from medbench.report.run import reports_root
 
 #: Exit code for usage errors (argparse's own convention).
@@ -34,26 +35,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _writable_dir(out: Path) -> str | None:
     """None when ``out`` can be created and written into, else the reason it cannot."""
     if out.exists() and not out.is_dir():
-        return f"{out} exists and is not a folder"
+        return f"{printable(str(out))} exists and is not a folder"
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test."):
             pass
     except OSError as exc:
-        return f"cannot write into {out}: {exc.strerror or exc}"
+        return f"cannot write into {printable(str(out))}: {exc.strerror or exc}"
     return None
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the audit for parsed ``args``; print the counts and where the report is."""
     path = Path(args.path)
-    if not path.exists():
-        print(f"medbench audit: error: PATH {path} does not exist", file=sys.stderr)
+    problem = path_problem(path)
+    if problem:
+        print(f"medbench audit: error: PATH {problem}", file=sys.stderr)
         return USAGE_ERROR
     out = Path(args.out) if args.out else reports_root() / "audit" / (path.resolve().name or "root")
-    problem = _writable_dir(out)
-    if problem:
-        print(f"medbench audit: error: {problem}", file=sys.stderr)
+    unwritable = _writable_dir(out)
+    if unwritable:
+        print(f"medbench audit: error: {unwritable}", file=sys.stderr)
         return USAGE_ERROR
     result = run_audit(path, out, sample_pixels=not args.no_pixels)
     print(result.summary_text())

@@ -184,7 +184,7 @@ def _label(row: pd.Series) -> str:
     for column in ("description", "series_key", "series_uid"):
         value = row.get(column)
         if isinstance(value, str) and value:
-            return value if len(value) <= 24 else "…" + value[-23:]
+            return value if len(value) <= 40 else "…" + value[-39:]
     return str(row.name)
 
 
@@ -197,7 +197,10 @@ def _symlog_threshold(values: pd.Series) -> float | None:
     span = float(present.max() - present.min())
     if iqr <= 0 or span <= 100 * iqr:
         return None
-    return max(float(present.abs().quantile(0.5)), iqr, 1e-12)
+    threshold = max(float(present.abs().quantile(0.5)), iqr, 1e-12)
+    # Symlog is linear below the threshold: when every value is within ten times it, the axis would be
+    # effectively linear but lose its tick labels, so keep a plain linear axis.
+    return threshold if float(present.abs().max()) > 10 * threshold else None
 
 
 def outlier_plot(outliers_df: pd.DataFrame, x: str | None = None, y: str | None = None) -> Figure:
@@ -218,12 +221,49 @@ def outlier_plot(outliers_df: pd.DataFrame, x: str | None = None, y: str | None 
         ranked = [c for c in spread.sort_values(ascending=False).index if c not in (x, y)]
         x = x or (ranked.pop(0) if ranked else None)
         y = y or (ranked.pop(0) if ranked else x)
-    fig = new_figure((6.4, 4.8))
+    fig = new_figure((8.6, 5.0))
     ax = fig.add_subplot()
     if x is None or outliers_df.empty:
         ax.text(0.5, 0.5, "no numeric series features to plot", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
+    groups = {
+        "normal": ~outliers_df["iqr_outlier"] & ~outliers_df["iforest_outlier"],
+        "IQR rule": outliers_df["iqr_outlier"] & ~outliers_df["iforest_outlier"],
+        "IsolationForest": ~outliers_df["iqr_outlier"] & outliers_df["iforest_outlier"],
+        "both": outliers_df["iqr_outlier"] & outliers_df["iforest_outlier"],
+    }
+    colours = {"normal": "0.45", "IQR rule": "tab:orange", "IsolationForest": "tab:purple", "both": "tab:red"}
+    # Flagged series are drawn first and larger, normal ones last and smaller, so a normal series that sits
+    # on the same spot as a flagged one still shows (a grey dot inside a coloured disc).
+    for name in ("IQR rule", "IsolationForest", "both", "normal"):
+        part = outliers_df[groups[name]]
+        if not part.empty:
+            normal = name == "normal"
+            ax.scatter(part[x], part[y], c=colours[name], label=f"{name} ({len(part)})", s=22 if normal else 90,
+                       edgecolors="white" if normal else "k", linewidths=0.6, zorder=3 if normal else 2,
+                       alpha=1.0 if normal else 0.85)
+    flagged = outliers_df[outliers_df["outlier"]].sort_values("iforest_score").head(MAX_LABELS)
+    flagged = flagged[flagged[x].notna() & flagged[y].notna()]
+    # Labels in a column right of the axes, ordered like their points from top to bottom, each with a
+    # leader line: they never overlap one another, the points or the axes' edge.
+    slots = dict(zip(flagged.sort_values(y, ascending=False).index, np.linspace(0.95, 0.05, max(len(flagged), 2))))
+    for index, row in flagged.iterrows():  # most anomalous first
+        ax.annotate(_label(row), (row[x], row[y]), xytext=(1.03, slots[index]), textcoords="axes fraction", fontsize=8,
+                    va="center", annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "color": "0.5", "linewidth": 0.6, "shrinkA": 2, "shrinkB": 5})
+    ax.set_xlabel(x)
+    ax.set_ylabel(str(y))
+    for axis, column in (("x", x), ("y", y)):
+        threshold = _symlog_threshold(outliers_df[column])
+        if threshold is not None:
+            getattr(ax, f"set_{axis}scale")("symlog", linthresh=threshold)
+    ax.margins(0.08)
+    ax.set_title(f"Series outliers: {int(outliers_df['outlier'].sum())} of {len(outliers_df)} flagged "
+                 f"(the two features that deviate most)", fontsize="medium")
+    fig.legend(loc="outside lower center", ncols=4, fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
     groups = {
         "normal": ~outliers_df["iqr_outlier"] & ~outliers_df["iforest_outlier"],
         "IQR rule": outliers_df["iqr_outlier"] & ~outliers_df["iforest_outlier"],

@@ -1,7 +1,8 @@
 """One row per series: grouping, geometry verdict, and sampled pixel statistics.
 
-:func:`summarize_series` builds on :mod:`medbench.io.dicom`: the readable
-files of a header scan are grouped with :func:`~medbench.io.dicom.group_series`
+:func:`summarize_series` builds on :mod:`medbench.io.dicom`: the headers a
+scan already parsed (:class:`~medbench.audit.scan.Scan`; no file is read again)
+are grouped with :func:`~medbench.io.dicom.group_series`
 (which splits series that cannot form one volume and says why), each series'
 geometry is judged by :func:`~medbench.io.dicom.check_geometry`, and — unless
 ``sample_pixels=False`` — the first, middle and last slice (or frame) are
@@ -16,15 +17,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from medbench.audit.scan import scan_headers
-from medbench.io.dicom import DicomFile, Series, check_geometry, group_series, read_header, read_pixels
-from medbench.io.dicom.discover import DICOMDIR_SOP_CLASS
+from medbench.audit.scan import Scan, scan
+from medbench.io.dicom import Series, check_geometry, group_series
+from medbench.io.dicom.headers import printable
+from medbench.io.dicom.pixels import read_frames
 
 #: Columns of the series table, in order.
 COLUMNS: tuple[str, ...] = (
@@ -69,12 +70,12 @@ def _sample_indices(n: int) -> list[int]:
 
 
 def _sampled_values(series: Series) -> tuple[np.ndarray, int]:
-    """Physical values of the first, middle and last slice or frame, and how many were read."""
+    """Physical values of the first, middle and last slice or frame (MOSAIC tiles too), and how many were read."""
     if len(series.files) == 1 and series.files[0].n_frames > 1:
-        pixels = read_pixels(series.files[0].read())
+        pixels = read_frames(series.files[0].read())
         frames = [pixels[i] for i in _sample_indices(pixels.shape[0])]
     else:
-        frames = [read_pixels(series.files[i].read()) for i in _sample_indices(len(series.files))]
+        frames = [read_frames(series.files[i].read())[0] for i in _sample_indices(len(series.files))]
     values = np.concatenate([np.asarray(f, dtype=np.float64).ravel() for f in frames])
     return values[np.isfinite(values)], len(frames)
 
@@ -86,7 +87,7 @@ def pixel_stats(series: Series) -> dict[str, Any]:
         values, n_read = _sampled_values(series)
     except Exception as exc:  # decoders raise many types; the summary records the reason and carries on
         reason = str(exc) if str(exc) else type(exc).__name__
-        return {**out, "pixel_status": f"error: {reason}", "sampled_slices": 0}
+        return {**out, "pixel_status": printable(f"error: {reason}"), "sampled_slices": 0}
     if values.size == 0:
         return {**out, "pixel_status": "error: no finite pixel values", "sampled_slices": n_read}
     p01, p50, p99 = np.percentile(values, [1, 50, 99])
@@ -108,11 +109,12 @@ def _geometry(series: Series) -> dict[str, Any]:
     try:
         report = check_geometry(series)
     except Exception as exc:  # a header the geometry code chokes on is a finding, not a crash
-        return {"verdict": "geometry check failed", "problems": f"{type(exc).__name__}: {exc}", "geometry_ok": False}
+        return {"verdict": "geometry check failed", "problems": printable(f"{type(exc).__name__}: {exc}"),
+                "geometry_ok": False}
     spacing = report.pixel_spacing or (None, None)
     return {
         "verdict": report.verdict,
-        "problems": " | ".join(report.problems),
+        "problems": printable(" | ".join(report.problems)),
         "geometry_ok": report.ok,
         "n_slices": report.n_slices,
         "pixel_spacing_row": spacing[0],
@@ -125,7 +127,7 @@ def _geometry(series: Series) -> dict[str, Any]:
 def _series_row(series: Series, n_failed: int, sample_pixels: bool) -> dict[str, Any]:
     first = series.files[0]
     row: dict[str, Any] = {
-        "series_key": series.key,
+        "series_key": printable(series.key),
         "study_uid": series.study_uid,
         "series_uid": series.series_uid,
         "modality": series.modality,
@@ -133,7 +135,7 @@ def _series_row(series: Series, n_failed: int, sample_pixels: bool) -> dict[str,
         "series_number": series.series_number,
         "n_files": series.n_files,
         "n_failed_files": n_failed,
-        "split_reason": series.split_reason or "",
+        "split_reason": printable(series.split_reason or ""),
         "rows": first.dataset.get("Rows"),
         "columns": first.dataset.get("Columns"),
         "transfer_syntax": first.transfer_syntax,
@@ -175,23 +177,8 @@ def _failed_only_rows(scan_df: pd.DataFrame, seen: set[str]) -> list[dict[str, A
     return rows
 
 
-def load_headers(scan_df: pd.DataFrame) -> list[DicomFile]:
-    """Header Datasets of the scan's readable files (DICOMDIR indexes excluded), via ``read_header``."""
-    usable = scan_df[scan_df["readable"] & (scan_df["sop_class_uid"] != DICOMDIR_SOP_CLASS)]
-    files = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for path in usable["path"]:
-            ds, _reason = read_header(path)
-            if ds is not None:
-                files.append(DicomFile(Path(path), ds))
-    return files
-
-
-def summarize_series(
-    source: pd.DataFrame | str | os.PathLike[str], *, sample_pixels: bool = True
-) -> pd.DataFrame:
-    """One row per series of a header scan (a :func:`scan_headers` table) or of a folder.
+def summarize_series(source: Scan | str | os.PathLike[str], *, sample_pixels: bool = True) -> pd.DataFrame:
+    """One row per series of a header scan (a :class:`~medbench.audit.scan.Scan`) or of a folder.
 
     Columns are :data:`COLUMNS`. ``status`` is ``"valid"`` (geometry valid, no
     failed files, pixels decode), ``"invalid"`` or ``"not an image"``;
@@ -200,11 +187,18 @@ def summarize_series(
     files of the same SeriesInstanceUID that failed the scan (shared by the
     parts of a split series). With ``sample_pixels`` the first, middle and
     last slice are decoded for ``value_*``, ``mean``, ``std`` and
-    percentiles ``p01`` / ``p50`` / ``p99`` in physical units.
+    percentiles ``p01`` / ``p50`` / ``p99`` in physical units. The series are
+    grouped from the headers the scan parsed: no header is read twice.
     """
-    scan_df = source if isinstance(source, pd.DataFrame) else scan_headers(source)
+    if isinstance(source, pd.DataFrame):
+        raise TypeError(
+            "summarize_series needs the Scan (medbench.audit.scan(...)), which holds the parsed headers, "
+            "not only its table"
+        )
+    found = source if isinstance(source, Scan) else scan(source)
+    scan_df = found.table
     failed_per_uid = scan_df[~scan_df["readable"]].groupby("series_uid").size().to_dict()
-    series = group_series(load_headers(scan_df))
+    series = group_series(found.discovery.files)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # decoder and geometry warnings; problems land in the row
         rows = [_series_row(s, int(failed_per_uid.get(s.series_uid, 0)), sample_pixels) for s in series]

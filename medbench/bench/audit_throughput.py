@@ -9,7 +9,9 @@ read three ways in the same run, over the same files:
 * ``dcmread header loop``: ``pydicom.dcmread(path, stop_before_pixels=True)``
   per file — the obvious header-only reader, for reference;
 * ``scan_headers``: :func:`medbench.audit.scan_headers`, which also walks
-  the tree, checks every file's integrity and builds the table.
+  the tree, checks every file's integrity with the one header reader
+  (:mod:`medbench.io.dicom.headers`), keeps each parsed header for the series
+  summary (so no file is read twice) and builds the table.
 
 ``ratio`` is baseline time / method time (higher is faster). Targets
 reported, never asserted: scan_headers >= :data:`TARGET_RATIO` x the full

@@ -26,6 +26,7 @@ def environment(package: str = "medbench.report") -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = _num
+    env.filters["delta"] = delta_text
     return env
 
 
@@ -36,6 +37,12 @@ def _num(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+def delta_text(value: float, digits: int = 4) -> str:
+    """A signed change: ``+0.0123``, ``−2`` (minus sign), ``±0``; ``digits`` significant digits."""
+    magnitude = _num(abs(value), digits) if isinstance(value, float) else str(abs(value))
+    return ("+" if value > 0 else "\u2212" if value < 0 else "\u00b1") + magnitude
 
 
 def render(template: str, package: str = "medbench.report", **context: Any) -> str:

@@ -4,7 +4,9 @@ Nothing here shows, displays or blocks: notebooks display what these return,
 and headless papermill runs just record it. Orientation conventions are in
 :mod:`medbench.viz.slicing`, the window function in :mod:`medbench.image.windowing`
 (re-exported here for convenience),
-3D backends and their offline behaviour in :mod:`medbench.viz.view3d`.
+3D backends and their offline behaviour in :mod:`medbench.viz.view3d`, static
+pictures of widgets in :mod:`medbench.viz.static`, readable tables in
+:mod:`medbench.viz.tables`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from medbench.image.windowing import (
     resolve_window,
     window_stats,
 )
-from medbench.viz.figures import modality_grid, montage, orthogonal, overlay, window_comparison
+from medbench.viz.figures import CONTEXT_LABELS, modality_grid, montage, orthogonal, overlay, window_comparison
+from medbench.viz.tables import table
 from medbench.viz.view3d import choose_backend, view3d
 from medbench.viz.viewer import SeriesBrowser, SliceViewer, series_browser
 
 __all__ = [
+    "CONTEXT_LABELS",
     "WINDOW_PRESETS",
     "SeriesBrowser",
     "SliceViewer",
@@ -35,6 +39,7 @@ __all__ = [
     "percentile_window",
     "resolve_window",
     "series_browser",
+    "table",
     "view3d",
     "window_comparison",
     "window_stats",

@@ -13,11 +13,19 @@ registered. All code is Agg-safe; nothing blocks.
 Each displayed image holds the windowed slice (``ax.images[0].get_array()`` is
 ``apply_window(slice, center, width)``), drawn at the aspect ratio given by the
 voxel spacing. Orientation conventions: :mod:`medbench.viz.slicing`.
+
+Label overlays colour the structures of a label map and leave the rest of the
+image untouched: label 0 and the *context* classes that fill the whole body
+(:data:`CONTEXT_LABELS`: ``background``, ``body``, ``soft_tissue``, ``fat``,
+matched by name) are not drawn, so the image stays readable under the
+organs. ``hide_labels=()`` draws every non-zero label; any other collection of
+values or names replaces the default. Every overlay has a legend naming the
+colours, and says which classes were left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from math import ceil, sqrt
 
@@ -51,6 +59,11 @@ from medbench.viz.slicing import (
 #: Label names: a mapping {label value: name}, or a sequence naming labels 1, 2, 3, ... in order.
 LabelNames = Mapping[int, str] | Sequence[str]
 ImageLike = Volume | np.ndarray
+#: Label values (int) or names (str) an overlay leaves out; None = :data:`CONTEXT_LABELS`.
+HiddenLabels = Collection[int | str] | None
+
+#: Classes that fill the body rather than mark a structure: not drawn by default.
+CONTEXT_LABELS: tuple[str, ...] = ("background", "body", "soft_tissue", "fat")
 
 _CROSSHAIR = {"color": "yellow", "linewidth": 0.8, "alpha": 0.7}
 
@@ -63,6 +76,7 @@ class LabelStyle:
     names: tuple[str, ...]
     cmap: ListedColormap
     norm: BoundaryNorm
+    hidden: tuple[str, ...] = ()
 
     def index_image(self, labels_2d: np.ndarray) -> np.ma.MaskedArray:
         """Colour indices for a label slice; background (0) and unknown values are masked."""
@@ -72,16 +86,58 @@ class LabelStyle:
         return np.ma.masked_array(idx, mask=~known)
 
     def handles(self) -> list[Patch]:
-        """Legend entries, one per label value."""
+        """Legend entries, one per drawn label value."""
         return [Patch(facecolor=self.cmap(i), label=name) for i, name in enumerate(self.names)]
 
+    @property
+    def legend_title(self) -> str | None:
+        """``"not drawn: soft_tissue, fat"`` when classes were left out, else None."""
+        return f"not drawn: {', '.join(self.hidden)}" if self.hidden else None
 
-def label_style(labels: np.ndarray | None, label_names: LabelNames | None = None) -> LabelStyle | None:
-    """Discrete colours (tab10, tab20 beyond 10 labels, cycling beyond 20) for non-zero labels."""
+    def rgba(self) -> list[tuple[int, int, int, int]]:
+        """8-bit RGBA colour of each drawn label value (same order as :attr:`values`)."""
+        return [tuple(int(round(255 * c)) for c in self.cmap(i)) for i in range(len(self.values))]  # type: ignore[misc]
+
+    def legend_html(self) -> str:
+        """The legend as a line of HTML colour swatches (for widgets)."""
+        import html
+
+        items = "".join(
+            f"<span style='white-space:nowrap;margin-right:12px'><span style='display:inline-block;width:12px;"
+            f"height:12px;background:rgb({r},{g},{b});border:1px solid #555;vertical-align:middle'></span>"
+            f" {html.escape(name)}</span> "
+            for (r, g, b, _), name in zip(self.rgba(), self.names)
+        )
+        note = f"<span style='color:#666'>({html.escape(self.legend_title or '')})</span>" if self.hidden else ""
+        return f"<div class='medbench-legend' style='font-size:12px;line-height:1.8'>{items}{note}</div>"
+
+
+def names_of(labels: object, label_names: LabelNames | None) -> LabelNames | None:
+    """``label_names``, else the names a label Volume records in ``meta["label_names"]`` (else None)."""
+    if label_names is not None:
+        return label_names
+    meta = getattr(labels, "meta", None)
+    names = meta.get("label_names") if isinstance(meta, Mapping) else None
+    return names if isinstance(names, (Mapping, Sequence)) and not isinstance(names, str) else None
+
+
+def label_style(
+    labels: np.ndarray | None, label_names: LabelNames | None = None, hide_labels: HiddenLabels = None
+) -> LabelStyle | None:
+    """Discrete colours (tab10, tab20 beyond 10 labels, cycling beyond 20) for the drawn labels.
+
+    Drawn: every non-zero value present except those hidden by value or by
+    name (``hide_labels``; None hides :data:`CONTEXT_LABELS`). None when
+    nothing is left to draw.
+    """
     if labels is None:
         return None
-    values = np.unique(np.asarray(labels))
-    values = values[values != 0]
+    present = np.unique(np.asarray(labels))
+    present = present[present != 0]
+    hidden_spec = CONTEXT_LABELS if hide_labels is None else tuple(hide_labels)
+    is_hidden = [int(v) in hidden_spec or _label_name(int(v), label_names) in hidden_spec for v in present]
+    values = present[~np.asarray(is_hidden, dtype=bool)] if present.size else present
+    hidden = tuple(_label_name(int(v), label_names) for v, h in zip(present, is_hidden) if h)
     if values.size == 0:
         return None
     import matplotlib
@@ -91,7 +147,7 @@ def label_style(labels: np.ndarray | None, label_names: LabelNames | None = None
     names = tuple(_label_name(int(v), label_names) for v in values)
     cmap = ListedColormap(colors, name="medbench_labels")
     norm = BoundaryNorm(np.arange(values.size + 1) - 0.5, values.size)
-    return LabelStyle(values, names, cmap, norm)
+    return LabelStyle(values, names, cmap, norm, hidden)
 
 
 def draw_slice(
@@ -139,17 +195,18 @@ def montage(
     title: str | None = None,
     label_names: LabelNames | None = None,
     ncols: int | None = None,
+    hide_labels: HiddenLabels = None,
 ) -> Figure:
     """A grid of ``n_slices`` evenly spaced slices, each titled with its position in mm.
 
     ``window`` is a preset name, a ``(center, width)`` pair, or None for the
     modality default. Unused grid cells are removed, so the figure has exactly
-    one axes per slice.
+    one axes per slice. ``hide_labels``: see the module docstring.
     """
     vol, disp, axis = _prepare(volume, axis)
     center, width = window_for(disp, window)
     labs = display_labels(labels, vol)
-    style = label_style(labs, label_names)
+    style = label_style(labs, names_of(labels, label_names), hide_labels)
     _check_alpha(alpha)
     indices = evenly_spaced(disp.shape[axis], n_slices)
     ncols = ncols or ceil(sqrt(len(indices)))
@@ -165,9 +222,7 @@ def montage(
     for ax in axes[len(indices):]:
         fig.delaxes(ax)
     fig.suptitle(title or f"{volume_name(vol)} · {AXIS_NAMES[axis]} · {_window_text(window, center, width)}")
-    if style is not None:
-        fig.legend(handles=style.handles(), loc="outside lower center", ncols=min(len(style.names), 6),
-                   fontsize="small")
+    _figure_legend(fig, style)
     return fig
 
 
@@ -180,6 +235,7 @@ def overlay(
     slice_index: int | None = None,
     label_names: LabelNames | None = None,
     axis: int = 2,
+    hide_labels: HiddenLabels = None,
 ) -> Figure:
     """One slice with its labels in discrete colours and a legend.
 
@@ -193,7 +249,7 @@ def overlay(
         labs2d = np.asarray(labels)
         if labs2d.shape != raw.shape:
             raise GeometryError(f"labels shape {labs2d.shape} does not match the image shape {raw.shape}")
-        style = label_style(labs2d, label_names)
+        style = label_style(labs2d, names_of(labels, label_names), hide_labels)
         center, width = percentile_window(raw) if window is None else resolve_window(window)
         aspect, heading, size = 1.0, "slice", _fit((raw.shape[1], raw.shape[0]), 5.0)
     else:
@@ -201,10 +257,11 @@ def overlay(
         labs = display_labels(labels, vol)
         if labs is None:
             raise ConfigError("overlay needs labels")
-        index = _most_labelled(labs, axis) if slice_index is None else check_index(disp, axis, slice_index)
+        style = label_style(labs, names_of(labels, label_names), hide_labels)
+        drawn = labs if style is None else np.isin(labs, style.values)
+        index = _most_labelled(drawn, axis) if slice_index is None else check_index(disp, axis, slice_index)
         center, width = window_for(disp, window)
         raw, labs2d = display_slice(disp.array, axis, index), display_slice(labs, axis, index)
-        style = label_style(labs, label_names)
         aspect = slice_aspect(disp, axis)
         heading = f"{volume_name(vol)} · {AXIS_NAMES[axis]} {slice_title(disp, axis, index)}"
         size = _fit(slice_extent_mm(disp, axis), 5.0)
@@ -213,7 +270,8 @@ def overlay(
     draw_slice(ax, raw, center, width, aspect=aspect, labels=labs2d, style=style, alpha=alpha)
     ax.set_title(f"{heading}\n{_window_text(window, center, width)}", fontsize="medium")
     if style is not None:
-        ax.legend(handles=style.handles(), loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
+        ax.legend(handles=style.handles(), loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small",
+                  title=style.legend_title, title_fontsize="x-small")
     return fig
 
 
@@ -225,6 +283,7 @@ def orthogonal(
     labels: ImageLike | None = None,
     alpha: float = 0.4,
     label_names: LabelNames | None = None,
+    hide_labels: HiddenLabels = None,
 ) -> Figure:
     """Axial, coronal and sagittal slices through ``point`` (voxel indices, default centre), with a crosshair.
 
@@ -235,7 +294,7 @@ def orthogonal(
     _check_alpha(alpha)
     center, width = window_for(disp, window)
     labs = display_labels(labels, vol)
-    style = label_style(labs, label_names)
+    style = label_style(labs, names_of(labels, label_names), hide_labels)
     point = _check_point(disp, point)
     nx, ny, nz = disp.shape
     extents = [slice_extent_mm(disp, a) for a in (2, 1, 0)]
@@ -255,9 +314,7 @@ def orthogonal(
         ax.set_title(f"{AXIS_NAMES[axis].capitalize()} {'ijk'[axis]}={idx}, {slice_title(disp, axis, idx)}\n"
                      f"{ORIENTATION_NOTE[axis]}", fontsize="small")
     fig.suptitle(f"{volume_name(vol)} at voxel {tuple(point)} · {_window_text(window, center, width)}")
-    if style is not None:
-        fig.legend(handles=style.handles(), loc="outside lower center", ncols=min(len(style.names), 6),
-                   fontsize="small")
+    _figure_legend(fig, style)
     return fig
 
 
@@ -305,6 +362,7 @@ def modality_grid(
     alpha: float = 0.4,
     axis: int = 2,
     windows: Mapping[str, WindowSpec] | None = None,
+    hide_labels: HiddenLabels = None,
 ) -> Figure:
     """One column per series (CT, PET, T1, T2, ...), each with its own window and a colorbar.
 
@@ -327,11 +385,12 @@ def modality_grid(
     for ax, (name, (vol, disp)) in zip(axes, prepared.items()):
         spec = (windows or {}).get(name)
         center, width = window_for(disp, spec, name)
-        labs = display_labels(labels.get(name) if isinstance(labels, Mapping) else labels, vol)
+        given = labels.get(name) if isinstance(labels, Mapping) else labels
+        labs = display_labels(given, vol)
         index = check_index(disp, axis, slice_index)
         draw_slice(ax, display_slice(disp.array, axis, index), center, width, aspect=slice_aspect(disp, axis),
                    labels=None if labs is None else display_slice(labs, axis, index),
-                   style=label_style(labs), alpha=alpha)
+                   style=label_style(labs, names_of(given, None), hide_labels), alpha=alpha)
         modality = modality_of(vol, name)
         units = str(vol.meta.get("units") or ("HU" if modality.upper() == "CT" else "a.u."))
         mappable = ScalarMappable(norm=Normalize(center - width / 2, center + width / 2), cmap="gray")
@@ -342,6 +401,13 @@ def modality_grid(
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def _figure_legend(fig: Figure, style: LabelStyle | None) -> None:
+    """The label legend under the axes, titled with the classes left out (if any)."""
+    if style is not None:
+        fig.legend(handles=style.handles(), loc="outside lower center", ncols=min(len(style.names), 6),
+                   fontsize="small", title=style.legend_title, title_fontsize="x-small")
+
+
 def _prepare(image: ImageLike, axis: int) -> tuple[Volume, Volume, int]:
     vol = as_volume(image)
     return vol, display_volume(vol), check_axis(axis)

@@ -7,7 +7,11 @@ Backends and what is known about them on these machines (DESIGN §9):
     orthogonal slices and 3D volume renderings in JupyterLab (checked in
     headless Chromium with software WebGL), and papermill runs notebooks that
     use it in seconds. The volume is passed in memory as gzipped NIfTI bytes
-    with its RAS affine; no file is written.
+    with its RAS affine; no file is written. Shown radiologically with the
+    sagittal nose to the left, like every medbench figure, with a label legend
+    under it; the widget is a :class:`~medbench.viz.niivue.NiiVueView`
+    (``.niivue`` is the ipyniivue widget) whose display data also carries a
+    static PNG.
 ``"slices"`` (:class:`~medbench.viz.viewer.SliceViewer`)
     ipywidgets + matplotlib, no WebGL, no JavaScript of its own: works in any
     front end, offline, and redraws on every slider move.
@@ -38,8 +42,8 @@ import numpy as np
 from medbench.errors import ConfigError
 from medbench.image.volume import Volume
 from medbench.image.windowing import WindowSpec
-from medbench.viz.figures import LabelNames, label_style
-from medbench.viz.slicing import as_volume, labels_array, volume_name, window_for
+from medbench.viz.figures import HiddenLabels, LabelNames, names_of
+from medbench.viz.slicing import as_volume, labels_array, window_for
 from medbench.viz.viewer import SliceViewer
 
 #: Backends that :func:`view3d` can build.
@@ -84,21 +88,28 @@ def view3d(
     label_names: LabelNames | None = None,
     height: int = 420,
     quiet: bool = False,
+    hide_labels: HiddenLabels = None,
 ) -> tuple[Any, str]:
     """Build a 3D/multiplanar viewer widget; returns ``(widget, backend name)``.
 
     Prints one line saying which backend it used and why (``quiet=True``
     silences it; :func:`choose_backend` gives the same line as data).
     ``window`` (preset, pair, or None for the modality default) sets the
-    initial display range; labels must be on the volume's grid.
+    initial display range; labels must be on the volume's grid and are drawn
+    like the figures' overlays (``hide_labels``, see :mod:`medbench.viz.figures`).
     """
     vol = as_volume(volume)
     labs = None if labels is None else labels_array(labels, vol)
+    label_names = names_of(labels, label_names)
     name, reason = choose_backend(backend)
     if name == "niivue":
-        widget = _niivue(vol, labs, window, label_names, height)
+        from medbench.viz import niivue
+
+        center, width = window_for(vol, window)
+        widget = niivue.build(vol, labs, center, width, label_names=label_names, hide_labels=hide_labels,
+                              height=height)
     elif name == "slices":
-        widget = SliceViewer(vol, labs, window=window, label_names=label_names)
+        widget = SliceViewer(vol, labs, window=window, label_names=label_names, hide_labels=hide_labels)
     else:
         widget = _itk(vol, labs)
     if not quiet:
@@ -118,30 +129,6 @@ def nifti_bytes(volume: Volume, dtype: np.dtype | type | None = None) -> bytes:
 
 
 # -- backends --------------------------------------------------------------------------------
-def _niivue(volume: Volume, labels: np.ndarray | None, window: WindowSpec | None,
-            label_names: LabelNames | None, height: int) -> Any:
-    import ipyniivue
-
-    center, width = window_for(volume, window)
-    viewer = ipyniivue.NiiVue(height=height, is_radiological_convention=True, is_colorbar=True,
-                              multiplanar_show_render=ipyniivue.ShowRender.ALWAYS)
-    stem = volume_name(volume, "image").split(".")[0] or "image"
-    viewer.add_volume(ipyniivue.Volume(data=nifti_bytes(volume), name=f"{stem}.nii.gz", colormap="gray",
-                                       cal_min=center - width / 2, cal_max=center + width / 2))
-    style = label_style(labels, label_names)
-    if labels is not None and style is not None:
-        layer = ipyniivue.Volume(data=nifti_bytes(volume.with_array(labels), _label_dtype(labels)),
-                                 name=f"{stem}_labels.nii.gz", opacity=0.5)
-        rgba = [tuple(int(round(255 * c)) for c in style.cmap(i)) for i in range(len(style.values))]
-        layer.set_colormap_label({
-            "R": [0, *(c[0] for c in rgba)], "G": [0, *(c[1] for c in rgba)], "B": [0, *(c[2] for c in rgba)],
-            "A": [0, *([255] * len(rgba))], "I": [0, *(int(v) for v in style.values)],
-            "labels": ["background", *style.names],
-        })
-        viewer.add_volume(layer)
-    return viewer
-
-
 def _itk(volume: Volume, labels: np.ndarray | None) -> Any:
     import itkwidgets
 
@@ -192,7 +179,8 @@ def _display_dtype(array: np.ndarray) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _label_dtype(labels: np.ndarray) -> np.dtype:
+def label_dtype(labels: np.ndarray) -> np.dtype:
+    """The smallest NIfTI integer type that holds every label value."""
     lo, hi = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
     if lo >= 0 and hi < 256:
         return np.dtype(np.uint8)

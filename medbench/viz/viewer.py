@@ -1,11 +1,16 @@
 """Interactive slice viewer and series browser (ipywidgets + matplotlib, works offline).
 
 The viewer renders each slice with matplotlib (Agg, no pyplot) into PNG bytes
-and puts them in an :class:`ipywidgets.Image`. That redraws reliably in
+and puts them in an :class:`ipywidgets.Image`, with a colour legend of the
+drawn labels and a caption under it. The caption names the slice by the same
+0-based index the slider shows (``axial k=16 of 0–31``), as the figures'
+titles do. That redraws reliably in
 JupyterLab (the front end only swaps an image), needs no JavaScript beyond
 ipywidgets itself, and is testable without a browser: moving a slider changes
 ``viewer.image.value``. Nothing here calls ``display()`` or blocks, so a
-headless papermill run just records the widget.
+headless papermill run just records the widget. Displayed, each widget also
+carries a static PNG of its current state (:mod:`medbench.viz.static`) for
+renderers without a live kernel.
 
 Orientation conventions (radiological, LPS+ grid): :mod:`medbench.viz.slicing`.
 """
@@ -23,7 +28,7 @@ import numpy as np
 from medbench.errors import ConfigError
 from medbench.image.volume import Volume
 from medbench.image.windowing import WINDOW_PRESETS, WindowSpec, apply_window
-from medbench.viz.figures import LabelNames, LabelStyle, draw_slice, label_style
+from medbench.viz.figures import HiddenLabels, LabelNames, LabelStyle, draw_slice, label_style, names_of, new_figure
 from medbench.viz.slicing import (
     AXIS_NAMES,
     ORIENTATION_NOTE,
@@ -36,8 +41,10 @@ from medbench.viz.slicing import (
     slice_aspect,
     slice_extent_mm,
     slice_title,
+    volume_name,
     window_for,
 )
+from medbench.viz.static import figure_png, with_picture
 
 _CUSTOM = "custom"
 _LAYOUT = widgets.Layout(width="420px")
@@ -48,9 +55,12 @@ class SliceViewer(widgets.VBox):
 
     ``window`` is a preset name, a ``(center, width)`` pair, or None for the
     modality default (soft tissue for CT, 1st-99th percentile otherwise).
-    ``axis``: 2 axial, 1 coronal, 0 sagittal. Public pieces for notebooks and
-    tests: :meth:`render` (PNG bytes), :attr:`current_slice` (the displayed
-    raw values), :attr:`current_image` (windowed to [0, 1]), :attr:`window`,
+    ``axis``: 2 axial, 1 coronal, 0 sagittal. Labels are drawn as in
+    :mod:`medbench.viz.figures` (context classes such as ``soft_tissue`` left
+    out unless ``hide_labels=()``), with a legend. Public pieces for notebooks
+    and tests: :meth:`render` (PNG bytes), :meth:`snapshot` (the static
+    picture), :attr:`current_slice` (the displayed raw values),
+    :attr:`current_image` (windowed to [0, 1]), :attr:`window`,
     :meth:`set_volume`, and the control widgets as attributes.
     """
 
@@ -64,6 +74,7 @@ class SliceViewer(widgets.VBox):
         alpha: float = 0.4,
         label_names: LabelNames | None = None,
         width_px: int = 480,
+        hide_labels: HiddenLabels = None,
     ) -> None:
         from matplotlib.figure import Figure
 
@@ -72,6 +83,7 @@ class SliceViewer(widgets.VBox):
         self._updating = False
         self.image = widgets.Image(format="png", layout=widgets.Layout(width=f"{width_px}px"))
         self.caption = widgets.HTML()
+        self.legend = widgets.HTML()
         self.axis_toggle = widgets.ToggleButtons(
             options=[(name, a) for a, name in reversed(list(enumerate(AXIS_NAMES)))], value=check_axis(axis),
             description="view", style={"button_width": "80px"},
@@ -85,8 +97,8 @@ class SliceViewer(widgets.VBox):
         self.opacity_slider = widgets.FloatSlider(description="overlay", value=alpha, min=0.0, max=1.0, step=0.05,
                                                   layout=_LAYOUT)
         super().__init__(children=[self.axis_toggle, self.slice_slider, self.preset, self.center_slider,
-                                   self.width_slider, self.opacity_slider, self.image, self.caption])
-        self.set_volume(volume, labels, window=window, label_names=label_names)
+                                   self.width_slider, self.opacity_slider, self.image, self.legend, self.caption])
+        self.set_volume(volume, labels, window=window, label_names=label_names, hide_labels=hide_labels)
         self.axis_toggle.observe(self._on_axis, names="value")
         self.preset.observe(self._on_preset, names="value")
         for control in (self.slice_slider, self.opacity_slider):
@@ -103,12 +115,15 @@ class SliceViewer(widgets.VBox):
         window: WindowSpec | None = "soft_tissue",
         label_names: LabelNames | None = None,
         name: str = "",
+        hide_labels: HiddenLabels = None,
     ) -> None:
         """Show another volume (and its labels); resets the slice to the middle and the window."""
         self.volume = as_volume(volume)
+        self.name = name or volume_name(self.volume, "volume")
         self._display = display_volume(self.volume)
         self._labels = display_labels(labels, self.volume)
-        self._style: LabelStyle | None = label_style(self._labels, label_names)
+        self._style: LabelStyle | None = label_style(self._labels, names_of(labels, label_names), hide_labels)
+        self.legend.value = "" if self._style is None else self._style.legend_html()
         center, width = window_for(self._display, window, name)
         self._updating = True
         try:
@@ -155,12 +170,38 @@ class SliceViewer(widgets.VBox):
         fig.savefig(buffer, format="png", facecolor="black")
         png = buffer.getvalue()
         self.image.value = png
-        center, width = self.window
-        self.caption.value = html.escape(
-            f"{AXIS_NAMES[axis]} {index + 1}/{self._display.shape[axis]} · {slice_title(self._display, axis, index)}"
-            f" · C {center:.4g} W {width:.4g} · {ORIENTATION_NOTE[axis]}"
-        )
+        self.caption.value = html.escape(self.caption_text)
         return png
+
+    @property
+    def caption_text(self) -> str:
+        """``axial k=16 of 0–31 · z = 1.5 mm · C 40 W 400 · radiological: R on left, A up`` (0-based, as the slider)."""
+        axis, index = self.axis, int(self.slice_slider.value)
+        center, width = self.window
+        return (f"{AXIS_NAMES[axis]} {'ijk'[axis]}={index} of 0–{self._display.shape[axis] - 1} · "
+                f"{slice_title(self._display, axis, index)} · C {center:.4g} W {width:.4g} · {ORIENTATION_NOTE[axis]}")
+
+    def snapshot(self, title: str | None = None) -> bytes:
+        """A static PNG of what the viewer shows now: the slice, its caption as title, the label legend."""
+        axis = self.axis
+        w_mm, h_mm = slice_extent_mm(self._display, axis)
+        width_in = 5.0
+        legend_in = 0.0 if self._style is None else 0.25 * (1 + (len(self._style.names) - 1) // 4) + 0.25
+        fig = new_figure((width_in, width_in * h_mm / w_mm + 0.7 + legend_in))
+        ax = fig.add_subplot()
+        labels = None if self._labels is None else display_slice(self._labels, axis, self.slice_slider.value)
+        draw_slice(ax, self.current_slice, *self.window, aspect=slice_aspect(self._display, axis),
+                   labels=labels, style=self._style, alpha=self.opacity_slider.value)
+        ax.set_title(f"{title or self.name}\n{self.caption_text}", fontsize=8)
+        if self._style is not None:
+            fig.legend(handles=self._style.handles(), loc="outside lower center", ncols=min(len(self._style.names), 4),
+                       fontsize="small", title=self._style.legend_title, title_fontsize="x-small")
+        return figure_png(fig)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The widget view plus a static PNG of the current slice (for renderers without a kernel)."""
+        return with_picture(super()._repr_mimebundle_(**kwargs), self.snapshot(),
+                            f"SliceViewer of {self.name}: {self.caption_text}")
 
     # -- event handlers -----------------------------------------------------------------------
     def _on_change(self, _change: dict[str, Any]) -> None:
@@ -222,7 +263,7 @@ class SeriesBrowser(widgets.VBox):
     """A series dropdown, a metadata table of the selected series and a :class:`SliceViewer`."""
 
     def __init__(self, volumes: Mapping[str, Volume | np.ndarray],
-                 labels: Mapping[str, Volume | np.ndarray] | None = None) -> None:
+                 labels: Mapping[str, Volume | np.ndarray] | None = None, *, hide_labels: HiddenLabels = None) -> None:
         if not volumes:
             raise ConfigError("series_browser needs at least one volume")
         self.volumes = {name: as_volume(v, name) for name, v in volumes.items()}
@@ -231,30 +272,42 @@ class SeriesBrowser(widgets.VBox):
         if unknown:
             raise ConfigError(f"labels given for unknown series {unknown}; series are {sorted(self.volumes)}")
         first = next(iter(self.volumes))
+        self.hide_labels = hide_labels
         self.dropdown = widgets.Dropdown(options=list(self.volumes), value=first, description="series")
         self.info = widgets.HTML()
-        self.viewer = SliceViewer(self.volumes[first], self.labels.get(first), window=None)
+        self.viewer = SliceViewer(self.volumes[first], self.labels.get(first), window=None, hide_labels=hide_labels)
+        self.viewer.name = first
         self._show_info(first)
         super().__init__(children=[self.dropdown, self.info, self.viewer])
         self.dropdown.observe(self._on_select, names="value")
 
     def _on_select(self, change: dict[str, Any]) -> None:
         name = change["new"]
-        self.viewer.set_volume(self.volumes[name], self.labels.get(name), window=None, name=name)
+        self.viewer.set_volume(self.volumes[name], self.labels.get(name), window=None, name=name,
+                               hide_labels=self.hide_labels)
         self._show_info(name)
 
     def _show_info(self, name: str) -> None:
         self.info.value = series_table_html(name, self.volumes[name])
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The widget view plus a static PNG of the selected series (for renderers without a kernel)."""
+        name = str(self.dropdown.value)
+        title = f"series {name!r} (1 of {len(self.volumes)}: {', '.join(list(self.volumes)[:4])}" + (
+            ", …)" if len(self.volumes) > 4 else ")")
+        return with_picture(super()._repr_mimebundle_(**kwargs), self.viewer.snapshot(title=_wrap(title)),
+                            f"SeriesBrowser of {len(self.volumes)} series; showing {name}: {self.viewer.caption_text}")
+
 
 def series_browser(volumes: Mapping[str, Volume | np.ndarray],
-                   labels: Mapping[str, Volume | np.ndarray] | None = None) -> SeriesBrowser:
+                   labels: Mapping[str, Volume | np.ndarray] | None = None, *,
+                   hide_labels: HiddenLabels = None) -> SeriesBrowser:
     """A dropdown of series names over a :class:`SliceViewer` and the series' metadata table.
 
     ``labels`` maps series names to label maps on that series' grid. Each
     series opens with its modality's default window.
     """
-    return SeriesBrowser(volumes, labels)
+    return SeriesBrowser(volumes, labels, hide_labels=hide_labels)
 
 
 def series_table_html(name: str, volume: Volume) -> str:
@@ -271,6 +324,12 @@ def series_table_html(name: str, volume: Volume) -> str:
     cells = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
                     for k, v in rows.items())
     return f"<table>{cells}</table>"
+
+
+def _wrap(text: str, width: int = 70) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
 
 
 def _set_slider(slider: widgets.FloatSlider, lo: float, hi: float, value: float, step: float) -> None:

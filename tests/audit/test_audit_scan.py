@@ -10,8 +10,8 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import RLELossless
 
-from medbench.audit import scan
 from medbench.audit.scan import COLUMNS, PHI_KEYWORDS, scan_file, scan_headers
+from medbench.io.dicom import headers
 from tests.audit.audit_helpers import N_SLICES, PYDICOM_TEST_FILES, SIZE, SPACING, truncate, write
 
 
@@ -131,7 +131,7 @@ def test_special_files_are_rows_not_crashes(tmp_path: Path, monkeypatch: pytest.
     def denied(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(scan, "open", denied, raising=False)  # shadows the builtin inside the module only
+    monkeypatch.setattr(headers, "open", denied, raising=False)  # shadows the builtin inside the reader only
     row = scan_file(target)
     assert (row["readable"], row["error_kind"], row["error"]) == (False, "permission_denied", "permission denied")
 
@@ -154,7 +154,7 @@ def test_pydicom_bundled_files_one_row_each_every_failure_explained() -> None:
 def test_fast_path_agrees_with_pydicom_dcmread(monkeypatch: pytest.MonkeyPatch) -> None:
     """The element-generator fast path gives exactly the rows the dcmread path gives."""
     fast = scan_headers(PYDICOM_TEST_FILES)
-    monkeypatch.setattr(scan, "_read_fast", lambda fp: None)
+    monkeypatch.setattr(headers, "_fast", lambda mm, size, limit: None)
     slow = scan_headers(PYDICOM_TEST_FILES)
     normalise = lambda df: df.astype(object).where(df.notna(), None).to_dict("records")  # noqa: E731
     assert normalise(fast) == normalise(slow)

@@ -9,7 +9,7 @@ import pydicom
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit
 
-from medbench.audit import scan_headers, summarize_series
+from medbench.audit import scan, summarize_series
 from medbench.audit.summary import COLUMNS
 from tests.audit.audit_helpers import N_SLICES, SIZE, SPACING, truncate, write
 
@@ -22,8 +22,9 @@ def _by_folder(df, scan_df, folder: str):
 
 
 def test_good_and_gapped_series_verdicts(mixed_tree: Path) -> None:
-    scan_df = scan_headers(mixed_tree)
-    df = summarize_series(scan_df)
+    found = scan(mixed_tree)
+    scan_df = found.table
+    df = summarize_series(found)
     assert list(df.columns) == list(COLUMNS)
     assert len(df) == 4  # good, gapped, broken, and the one-slice series inside scan.dcm/
 

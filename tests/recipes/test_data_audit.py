@@ -42,3 +42,22 @@ def test_every_checked_key_is_documented() -> None:
 def test_dicomweb_url_must_be_http() -> None:
     with pytest.raises(ConfigError, match=r"'audit.dicomweb_url' \(audit_dicomweb_url in the parameters cell\)"):
         data_audit.Params.validate_values({"audit_dicomweb_url": "ftp://x"})
+
+
+def test_split_series_and_mosaic_metrics_known_answer() -> None:
+    findings = pd.DataFrame({"defect": ["a"], "detected": [True]})
+    counts = {**_counts(4, 4, {}, 3, 0), "series_split": 2}
+    m = data_audit.checked_metrics(counts, findings, {"written": 4}, pd.DataFrame(), mosaic_slices=48)
+    assert (m["phantom_series_split"], m["mosaic_slices"]) == (2, 48)
+    assert "mosaic_slices" not in data_audit.checked_metrics(counts, findings, {}, pd.DataFrame())
+    assert "phantom_series_split" not in data_audit.checked_metrics(_counts(1, 1, {}, 1, 0), findings, {}, pd.DataFrame())
+    documented = " ".join(data_audit.CHECKED)
+    assert "_series_split" in documented and "mosaic_slices" in documented
+
+
+def test_siemens_mosaic_sample_unpacks_to_48_slices(tmp_path) -> None:
+    from medbench.io.dicom import load_series
+
+    path = data_audit.siemens_mosaic(tmp_path / "mosaic")
+    assert path.parent == tmp_path / "mosaic" and path.stat().st_size > 896 * 896 * 2  # header + tiled pixels
+    assert load_series(path).shape == (128, 128, 48)

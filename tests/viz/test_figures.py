@@ -144,3 +144,26 @@ def test_figures_are_not_registered_with_pyplot(ct: Volume) -> None:
     fig = montage(ct, n_slices=2)
     assert plt.get_fignums() == before
     fig.savefig(__import__("io").BytesIO(), format="png")  # still drawable by the caller
+
+
+def test_context_classes_are_not_drawn_and_the_legend_says_so(ct: Volume, labels: np.ndarray) -> None:
+    names = {1: "soft_tissue", 3: "lesion"}
+    fig = montage(ct, n_slices=10, labels=labels, label_names=names)
+    on_slice_6 = np.ma.asarray(fig.axes[6].images[1].get_array())
+    np.testing.assert_array_equal(~on_slice_6.mask, labels[:, :, 6].T == 3)  # lesion only, body untouched
+    legend = fig.legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["lesion"]
+    assert legend.get_title().get_text() == "not drawn: soft_tissue"
+    every = montage(ct, n_slices=10, labels=labels, label_names=names, hide_labels=())
+    np.testing.assert_array_equal(~np.ma.asarray(every.axes[6].images[1].get_array()).mask, labels[:, :, 6].T > 0)
+    by_value = montage(ct, n_slices=10, labels=labels, hide_labels=[3])
+    assert [t.get_text() for t in by_value.legends[0].get_texts()] == ["label 1"]
+    # overlay picks the slice with the most *drawn* voxels: k=6 holds the lesion, k=3..6 the body class
+    assert "z = 115.0 mm" in overlay(ct, labels, label_names=names).axes[0].get_title()
+
+
+def test_label_names_come_from_the_label_volume(ct: Volume, labels: np.ndarray) -> None:
+    named = ct.with_array(labels, role="label")
+    named.meta["label_names"] = {1: "soft_tissue", 3: "lesion"}
+    fig = orthogonal(ct, labels=named)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["lesion"]

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import base64
 import gzip
+import io
 import sys
 import types
 
 import nibabel as nib
 import numpy as np
 import pytest
+from PIL import Image
 
 from medbench.errors import ConfigError
 from medbench.image.volume import Volume
@@ -28,7 +31,7 @@ def test_auto_uses_niivue_with_the_volume_loaded(ct: Volume, labels: np.ndarray,
     pytest.importorskip("ipyniivue", reason="ipyniivue is a core dependency; this checks its widget state")
     widget, backend = view3d(ct, labels, label_names={1: "liver", 3: "lesion"})
     assert backend == "niivue"
-    assert type(widget).__name__ == "NiiVue"
+    assert type(widget).__name__ == "NiiVueView" and type(widget.niivue).__name__ == "NiiVue"
     assert "niivue" in capsys.readouterr().out
     image, layer = widget.volumes
     decoded = _decode(image)
@@ -38,9 +41,36 @@ def test_auto_uses_niivue_with_the_volume_loaded(ct: Volume, labels: np.ndarray,
     np.testing.assert_array_equal(np.asanyarray(_decode(layer).dataobj), labels)
     lut = layer.colormap_label  # dense over 0..3: one RGBA per value
     assert (lut.min, lut.max) == (0, 3)
-    assert [lut.labels[v] for v in (0, 1, 3)] == ["background", "liver", "lesion"]
+    assert [lut.labels[v] for v in (1, 3)] == ["liver", "lesion"]
     alphas = lut.lut[3::4]
     assert alphas == [0, 255, 0, 255]  # background and the absent value 2 are transparent
+
+
+def test_niivue_conventions_colour_bars_and_legend(ct: Volume, labels: np.ndarray) -> None:
+    """One orientation convention (radiological, nose left like the figures); a colour bar only for the image."""
+    pytest.importorskip("ipyniivue", reason="ipyniivue is a core dependency; this checks its widget state")
+    names = {1: "soft_tissue", 3: "lesion"}
+    widget, _ = view3d(ct, labels, label_names=names, quiet=True)
+    opts = widget.niivue.opts
+    assert opts.is_radiological_convention and opts.sagittal_nose_left and opts.is_colorbar
+    image, layer = widget.volumes
+    assert image.colorbar_visible and not layer.colorbar_visible
+    # soft_tissue is a context class: not sent to the viewer, named as left out in the legend
+    np.testing.assert_array_equal(np.asanyarray(_decode(layer).dataobj), np.where(labels == 3, 3, 0))
+    assert "lesion" in widget.legend.value and "not drawn: soft_tissue" in widget.legend.value
+    every, _ = view3d(ct, labels, label_names=names, quiet=True, hide_labels=())
+    np.testing.assert_array_equal(np.asanyarray(_decode(every.volumes[1]).dataobj), labels)
+
+
+def test_niivue_display_data_carries_a_picture(ct: Volume, labels: np.ndarray) -> None:
+    pytest.importorskip("ipyniivue", reason="ipyniivue is a core dependency; this checks its widget state")
+    widget, _ = view3d(ct, labels, quiet=True)
+    data, _meta = widget._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    png = base64.b64decode(data["image/png"])
+    picture = Image.open(io.BytesIO(png))
+    assert picture.width > 400 and np.asarray(picture.convert("L")).std() > 10
+    assert "NiiVue 3D viewer of ct" in data["text/plain"] and "object at 0x" not in data["text/plain"]
 
 
 def test_auto_falls_back_to_slices_without_ipyniivue(ct: Volume, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -87,3 +88,53 @@ def test_series_browser_switches_volume_window_and_table(ct: Volume, labels: np.
         series_browser({"ct": ct}, labels={"pet": labels})
     with pytest.raises(GeometryError):
         series_browser({"ct": ct}, labels={"ct": labels[:, :, :3]})
+
+
+def test_caption_uses_the_sliders_zero_based_index(ct: Volume) -> None:
+    viewer = SliceViewer(ct)
+    assert viewer.slice_slider.value == 5
+    assert "axial k=5 of 0–9" in viewer.caption.value
+    viewer.slice_slider.value = 0
+    assert "axial k=0 of 0–9" in viewer.caption.value and "z = 100.0 mm" in viewer.caption.value
+    viewer.axis_toggle.value = 0
+    assert f"sagittal i={viewer.slice_slider.value} of 0–23" in viewer.caption.value
+
+
+def test_legend_names_the_drawn_labels_and_context_classes_are_not_drawn(ct: Volume, labels: np.ndarray) -> None:
+    viewer = SliceViewer(ct, labels, label_names={1: "soft_tissue", 3: "lesion"})
+    assert "lesion" in viewer.legend.value and "not drawn: soft_tissue" in viewer.legend.value
+    viewer.slice_slider.value = 4  # only label 1 (soft_tissue) on this slice: nothing is tinted
+    viewer.opacity_slider.value = 1.0
+    tinted = viewer.image.value
+    viewer.opacity_slider.value = 0.0
+    assert viewer.image.value == tinted
+    every = SliceViewer(ct, labels, label_names={1: "soft_tissue", 3: "lesion"}, hide_labels=())
+    every.slice_slider.value = 4
+    every.opacity_slider.value = 1.0
+    assert every.image.value != tinted and "not drawn" not in every.legend.value
+
+
+def _bundle_png(widget) -> tuple[dict, Image.Image]:
+    data, _ = widget._repr_mimebundle_()
+    return data, Image.open(io.BytesIO(base64.b64decode(data["image/png"])))
+
+
+def test_display_data_carries_a_picture_of_the_current_state(ct: Volume, labels: np.ndarray) -> None:
+    viewer = SliceViewer(ct, labels, label_names={1: "liver", 3: "lesion"})
+    data, first = _bundle_png(viewer)
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["text/plain"].startswith("SliceViewer of ct: axial k=5 of 0–9")
+    assert np.asarray(first.convert("L")).std() > 10
+    viewer.slice_slider.value = 6
+    data, moved = _bundle_png(viewer)
+    assert "k=6" in data["text/plain"] and not np.array_equal(np.asarray(first), np.asarray(moved))
+    browser = series_browser({"ct": ct, "other": ct})
+    data, picture = _bundle_png(browser)
+    assert data["text/plain"].startswith("SeriesBrowser of 2 series; showing ct")
+    assert picture.width > 300
+
+
+def test_closed_widget_has_no_display(ct: Volume) -> None:
+    viewer = SliceViewer(ct)
+    viewer.close()
+    assert viewer._repr_mimebundle_ is None or viewer._repr_mimebundle_() is None

@@ -23,7 +23,9 @@ from medbench.io.deid.core import (
     Resolution,
     burned_in_reason,
     deidentify_dataset,
+    effective_sop_class,
     load_key,
+    pixel_data_problem,
     resolve_action,
 )
 from medbench.io.deid.diff import deid_diff
@@ -45,9 +47,11 @@ __all__ = [
     "deid_diff",
     "deidentify_dataset",
     "deidentify_folder",
+    "effective_sop_class",
     "identifying_values",
     "load_key",
     "load_profile_table",
+    "pixel_data_problem",
     "read_dicom",
     "resolve_action",
     "scan_for_leaks",

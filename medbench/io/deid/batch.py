@@ -8,10 +8,23 @@ same key writes the same paths and the same bytes.
 Statuses: ``written``; ``quarantined`` (not written on purpose: possible
 burned-in text, a DICOMDIR, a duplicate instance); ``failed`` (could not be
 fully de-identified, so nothing was written); ``not_dicom``.
+
+Every file is first read by the one DICOM header reader
+(:mod:`medbench.io.dicom.headers`), so de-identification and the audit agree
+on what is DICOM and what is whole: a truncated file, an image object whose
+Pixel Data is missing, truncated or longer than its header describes, or a
+deflated data set that would inflate past
+:data:`~medbench.io.dicom.headers.MAX_INFLATED_BYTES` is ``failed`` and never
+written (and a deflate bomb is never inflated in memory). The folder walk is
+the reader's: a folder that cannot be listed, a symbolic link to a folder (not
+followed) and a link loop are ``failed`` rows, because files under them were
+not de-identified. The report shows file names that are not valid UTF-8 with
+their odd bytes as ``\\xNN``, so it can always be written.
 """
 
 from __future__ import annotations
 
+import html
 import os
 import warnings
 from collections.abc import Iterable
@@ -19,9 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from medbench.atomic import atomic_path, write_text
 from medbench.errors import ConfigError, DeidError, DicomError
@@ -31,12 +42,15 @@ from medbench.io.deid.core import (
     burned_in_reason,
     deidentify_dataset,
     is_dicomdir,
+    pixel_data_problem,
 )
+from medbench.io.dicom.discover import read_full
+from medbench.io.dicom.headers import Header, path_problem, printable, read_header, walk
 
 STATUSES = ("written", "quarantined", "failed", "not_dicom")
 COLUMNS = ["source", "status", "reason", "output"]
-#: First group numbers accepted for a file without the DICM prefix (raw datasets start with these).
-_RAW_DATASET_GROUPS = frozenset({0x0002, 0x0008})
+#: Reader findings that mean "not a DICOM file at all" (a ``not_dicom`` row, not a failure).
+NOT_DICOM_KINDS = frozenset({"not_dicom", "empty", "not_regular"})
 _DICOMDIR_REASON = "DICOMDIR: it indexes the original layout; rebuild it from the output"
 
 
@@ -45,31 +59,20 @@ class NotDicomError(DicomError):
 
 
 def read_dicom(path: str | os.PathLike[str]) -> Dataset:
-    """Read a DICOM file read-only, also accepting a raw dataset without preamble and meta.
+    """Read a whole DICOM file read-only, after the one reader has sniffed it.
 
-    A file without the ``DICM`` prefix is parsed only when its first element
-    is in group 0002 or 0008 and it then holds SOP Class and SOP Instance UIDs;
-    anything else raises :class:`NotDicomError`. Other read errors propagate.
+    Files the reader calls non-DICOM (``not_dicom``, ``empty``,
+    ``not_regular``) raise :class:`NotDicomError`; a deflated data set above
+    the inflation limit raises :class:`~medbench.errors.DeidError` (it is
+    never inflated); anything else is read with pydicom, leniently, so even a
+    damaged original yields the values it holds (other read errors propagate).
     """
-    with open(path, "rb") as fh:
-        try:
-            return dcmread(fh)
-        except InvalidDicomError:
-            pass
-        fh.seek(0)
-        head = fh.read(4)
-        groups = {int.from_bytes(head[:2], "little"), int.from_bytes(head[:2], "big")} if len(head) == 4 else set()
-        if not groups & _RAW_DATASET_GROUPS:
-            raise NotDicomError(f"{path} is not a DICOM file (no DICM prefix and no dataset at the start)")
-        fh.seek(0)
-        try:
-            ds = dcmread(fh, force=True)
-            complete = bool(ds.get("SOPClassUID")) and bool(ds.get("SOPInstanceUID"))
-        except Exception as exc:
-            raise NotDicomError(f"{path} is not a DICOM file (no DICM prefix; parsing failed: {exc})") from exc
-        if not complete:
-            raise NotDicomError(f"{path} is not a DICOM file (no DICM prefix and no SOP Class/Instance UID)")
-        return ds
+    header = read_header(path)
+    if header.error_kind in NOT_DICOM_KINDS:
+        raise NotDicomError(f"{header.display}: {header.error}")
+    if header.error_kind in ("too_large", "symlink_loop", "broken_link", "permission_denied", "missing"):
+        raise DeidError(f"{header.display}: {header.error}")
+    return read_full(path)
 
 
 def check_folders(src_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -78,9 +81,12 @@ def check_folders(src_dir: str | os.PathLike[str], out_dir: str | os.PathLike[st
     IN must be a folder; OUT must not be IN, inside IN, or contain IN, and
     must be absent or empty (so no earlier output is mixed in or overwritten).
     """
+    problem = path_problem(Path(src_dir))
+    if problem:
+        raise ConfigError(f"input folder {problem}")
     src, dst = Path(src_dir).resolve(), Path(out_dir).resolve()
     if not src.is_dir():
-        raise ConfigError(f"input folder {src_dir} does not exist or is not a folder")
+        raise ConfigError(f"input folder {printable(str(src_dir))} is not a folder")
     if dst == src or src in dst.parents:
         raise ConfigError(f"output folder {out_dir} is inside the input folder {src_dir}; choose a folder outside it")
     if dst in src.parents:
@@ -125,15 +131,15 @@ class DeidReport:
         c = self.counts
         return (
             f"{len(self.rows)} files: {c['written']} written, {c['quarantined']} quarantined, "
-            f"{c['failed']} failed, {c['not_dicom']} not DICOM -> {self.out_dir}"
+            f"{c['failed']} failed, {c['not_dicom']} not DICOM -> {printable(str(self.out_dir))}"
         )
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write ``rows`` as CSV, atomically."""
-        return write_text(path, self.rows.to_csv(index=False))
+        """Write ``rows`` as CSV (UTF-8), atomically."""
+        return write_text(path, printable(self.rows.to_csv(index=False)))
 
     def _repr_html_(self) -> str:
-        return f"<p>{self.summary()}</p>" + self.rows.to_html(index=False, max_rows=60)
+        return printable(f"<p>{html.escape(self.summary())}</p>" + self.rows.to_html(index=False, max_rows=60))
 
 
 def _output_path(out_dir: Path, ds: Dataset) -> Path:
@@ -143,26 +149,37 @@ def _output_path(out_dir: Path, ds: Dataset) -> Path:
 
 
 def _process(
-    path: Path, out_dir: Path, ctx: DeidContext, allow_burned_in: bool, claimed: dict[Path, Path]
+    entry: Path | Header, out_dir: Path, ctx: DeidContext, allow_burned_in: bool, claimed: dict[Path, Path]
 ) -> dict[str, str]:
     """De-identify one file; return its report row. Never raises for a bad file."""
-    row = {"source": str(path), "status": "failed", "reason": "", "output": ""}
+    if isinstance(entry, Header):  # a folder that cannot be listed, a link to a folder, a link loop
+        return {"source": entry.display, "status": "failed", "reason": entry.error, "output": ""}
+    path = entry
+    row = {"source": printable(str(path)), "status": "failed", "reason": "", "output": ""}
+    header = read_header(path)
+    if header.error_kind in NOT_DICOM_KINDS:
+        return {**row, "status": "not_dicom", "reason": header.error}
+    if not header.ok:
+        return {**row, "reason": f"not de-identified: {header.error}"}
+    if header.is_dicomdir:
+        return {**row, "status": "quarantined", "reason": _DICOMDIR_REASON}
     try:
-        ds = read_dicom(path)
-    except NotDicomError as exc:
-        return {**row, "status": "not_dicom", "reason": str(exc)}
+        ds = read_full(path)
     except Exception as exc:
-        return {**row, "reason": f"unreadable: {type(exc).__name__}: {exc}"}
+        return {**row, "reason": printable(f"unreadable: {type(exc).__name__}: {exc}")}
     try:
         if is_dicomdir(ds):
             return {**row, "status": "quarantined", "reason": _DICOMDIR_REASON}
+        problem = pixel_data_problem(ds)
+        if problem:
+            return {**row, "reason": f"not de-identified: {problem}"}
         risk = burned_in_reason(ds)
         if risk and not allow_burned_in:
             return {**row, "status": "quarantined", "reason": f"possible burned-in text: {risk}"}
         out = deidentify_dataset(ds, ctx)
         target = _output_path(out_dir, out)
         if target in claimed:
-            reason = f"duplicate SOP Instance UID of {claimed[target]}; written once"
+            reason = f"duplicate SOP Instance UID of {printable(str(claimed[target]))}; written once"
             return {**row, "status": "quarantined", "reason": reason}
         with atomic_path(target) as tmp:
             out.save_as(tmp, enforce_file_format=True)
@@ -170,9 +187,9 @@ def _process(
         reason = f"burned-in text risk accepted: {risk}" if risk else ""
         return {**row, "status": "written", "reason": reason, "output": str(target)}
     except DeidError as exc:
-        return {**row, "reason": str(exc)}
+        return {**row, "reason": printable(str(exc))}
     except Exception as exc:
-        return {**row, "reason": f"{type(exc).__name__}: {exc}"}
+        return {**row, "reason": printable(f"{type(exc).__name__}: {exc}")}
 
 
 def deidentify_folder(
@@ -184,7 +201,7 @@ def deidentify_folder(
     allow_burned_in: bool = False,
     keep_private: Iterable[PrivateSpec] = (),
 ) -> DeidReport:
-    """De-identify every file under ``src`` (recursively, any name) into ``out_dir``.
+    """De-identify every file under ``src`` (recursively, any name) into ``out_dir``: one report row per file.
 
     ``key`` is the batch secret (>= 16 bytes): the same key gives the same
     UIDs, date shifts and output bytes, so references between files (and
@@ -198,13 +215,12 @@ def deidentify_folder(
     src, dst = check_folders(src, out_dir)
     ctx = DeidContext(key.encode("utf-8") if isinstance(key, str) else key, date_shift=date_shift,
                       keep_private=frozenset(keep_private))
-    files = sorted((p for p in src.rglob("*") if p.is_file()), key=lambda p: p.relative_to(src).as_posix())
     claimed: dict[Path, Path] = {}
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for path in files:
-            rows.append(_process(path, dst, ctx, allow_burned_in, claimed))
+        for entry in walk(src):
+            rows.append(_process(entry, dst, ctx, allow_burned_in, claimed))
     options = {
         "date_shift": date_shift,
         "allow_burned_in": allow_burned_in,

@@ -1,5 +1,11 @@
 """``medbench deid IN OUT --key-file F``: de-identify a folder of DICOM files.
 
+The report (one row per input file: status and reason) is always written:
+to ``--report CSV``, else next to OUT as ``<OUT>-deid-report.csv``. It is
+the only record of what failed and why, and it names source files, so it
+never goes inside IN or OUT. File names that are not valid UTF-8 appear
+with their odd bytes as ``\\xNN``.
+
 Exit codes: 0 when every file was written, quarantined or skipped as
 non-DICOM by design; 1 when any file failed (it was not written; the summary
 and the optional report name it); 2 for usage errors (missing or short key
@@ -15,6 +21,7 @@ from pathlib import Path
 
 from medbench.errors import ConfigError, MedbenchError
 from medbench.io.deid import KEY_MIN_BYTES, check_folders, deidentify_folder, load_key
+from medbench.io.dicom.headers import printable
 
 #: Failed files listed in the summary before it says "... and N more".
 MAX_LISTED = 20
@@ -46,7 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="also write images that may carry burned-in text (US, secondary capture, Burned In Annotation YES)",
     )
     parser.add_argument(
-        "--report", type=Path, metavar="CSV", help="write one row per input file here (outside IN and OUT)"
+        "--report", type=Path, metavar="CSV",
+        help="write one row per input file here (outside IN and OUT; default: OUT-deid-report.csv next to OUT)",
     )
     parser.set_defaults(func=run)
 
@@ -55,7 +63,16 @@ def _check_report(report: Path, in_dir: Path, out_dir: Path) -> None:
     path = report.resolve()
     for folder, name in ((out_dir.resolve(), "OUT"), (in_dir.resolve(), "IN")):
         if folder in path.parents:
-            raise ConfigError(f"report {report} would be written inside {name} ({folder}); choose a path outside it")
+            raise ConfigError(
+                f"report {printable(str(report))} would be written inside {name} ({printable(str(folder))}); "
+                "choose a path outside it"
+            )
+
+
+def default_report(out_dir: Path) -> Path:
+    """Where the report goes without ``--report``: ``<OUT>-deid-report.csv`` beside OUT."""
+    out = out_dir.resolve()
+    return out.parent / f"{out.name}-deid-report.csv"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,25 +80,27 @@ def run(args: argparse.Namespace) -> int:
     try:
         key = load_key(args.key_file)
         check_folders(args.input, args.output)
-        if args.report is not None:
-            _check_report(args.report, args.input, args.output)
+        report_path = args.report if args.report is not None else default_report(args.output)
+        _check_report(report_path, args.input, args.output)
         report = deidentify_folder(
             args.input, args.output, key, date_shift=args.date_shift, allow_burned_in=args.allow_burned_in
         )
     except MedbenchError as exc:
-        print(f"medbench deid: {exc}", file=sys.stderr)
+        print(printable(f"medbench deid: {exc}"), file=sys.stderr)
         return 2
+    written = True
+    try:
+        report.to_csv(report_path)
+    except OSError as exc:
+        print(printable(f"medbench deid: report {report_path} could not be written: {exc.strerror or exc}"),
+              file=sys.stderr)
+        written = False
     print(report.summary())
     failed = report.rows[report.rows["status"] == "failed"]
     for row in failed.head(MAX_LISTED).itertuples():
-        print(f"  failed: {row.source}: {row.reason}")
+        print(printable(f"  failed: {row.source}: {row.reason}"))
     if len(failed) > MAX_LISTED:
         print(f"  ... and {len(failed) - MAX_LISTED} more failed files")
-    if args.report is not None:
-        try:
-            report.to_csv(args.report)
-        except OSError as exc:
-            print(f"medbench deid: report {args.report} could not be written: {exc.strerror or exc}", file=sys.stderr)
-            return 1
-        print(f"report: {args.report}")
-    return 0 if report.ok else 1
+    if written:
+        print(printable(f"report: {report_path}"))
+    return 0 if report.ok and written else 1

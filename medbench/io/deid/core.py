@@ -28,12 +28,44 @@ de-identifier is only as trustworthy as its stated rules):
   malformed file) is removed: it cannot be judged, so it is not kept.
 * Sequences with action D (Content Sequence, Graphic Annotation Sequence, ...)
   are replaced by one empty item: a dummy value that carries no free text.
+* Attributes the pinned table (2024b) does not list are not trusted blindly
+  (:data:`EXTRA_ACTIONS`, :func:`resolve_action`):
+
+  - (0010,0033) Patient's Birth Date in Alternative Calendar, (0010,0034)
+    Patient's Death Date in Alternative Calendar and (0010,0035) Patient's
+    Alternative Calendar are removed (X). They are dates of birth and death
+    in another calendar held as LO text, so no VR rule catches them, and the
+    2024b table predates them; later editions of Table E.1-1 list them for
+    removal. The calendar's name goes too: on its own it hints at religion
+    or origin, and it is meaningless without the dates. Contact URI
+    (0074,100A) and Contact Display Name (0074,100C) of a procedure step
+    (a person's phone or e-mail and name, held as UR and LO) are removed too.
+  - any other public attribute the table does not list whose VR is DA, DT or
+    TM is removed (X), or with ``date_shift=True`` shifted like the table's
+    dates (DA/DT; TM retained, as for the table's times): an unlisted date
+    is as identifying as a listed one. Person names (PN) not in the table are
+    emptied (Z), as before.
 * ``date_shift=True`` implements the Retain Longitudinal Temporal Information
   Modified Dates Option: every DA/DT attribute of the table (except the
   patient's birth date and time) is shifted by a whole number of days derived
   from the key and the Patient ID, so intervals within a patient are kept;
   TM attributes are retained (a whole-day shift leaves the time of day as it
-  was). A date that cannot be parsed makes the file fail (fail closed).
+  was). A date that cannot be parsed makes the file fail (fail closed). The
+  UTC offset of a shifted date-time (DT ``&ZZXX``) is dropped: it tells in
+  which time zone the patient was scanned, and Timezone Offset From UTC
+  (0008,0201) is removed by the table for the same reason.
+* Possible burned-in text (:func:`burned_in_reason`) is judged on the
+  effective SOP class (the data set's SOP Class UID, else the file meta's
+  Media Storage SOP Class UID), and beyond Burned In Annotation = YES,
+  ultrasound and secondary capture it covers every visible-light image and
+  video class (1.2.840.10008.5.1.4.1.1.77.1.x: photographs, endoscopy,
+  microscopy, ophthalmic photography, whole-slide images with their labels),
+  encapsulated documents (PDF, CDA, 3-D models: their content is not cleaned
+  by an attribute profile) and the modalities XC, ES, GM, SM, OP and DOC:
+  camera pictures show faces, wristbands and labels.
+* An image object whose Pixel Data is missing, shorter or longer than its
+  header describes is not written (:func:`pixel_data_problem`, applied by the
+  batch): a half-written image is not a de-identified copy of anything.
 """
 
 from __future__ import annotations
@@ -60,6 +92,7 @@ from pydicom.uid import UID
 import medbench
 from medbench.errors import ConfigError, DeidError
 from medbench.io.deid.table import EFFECTIVE_ACTION, ProfileTable, load_profile_table
+from medbench.io.dicom.headers import expected_pixel_bytes
 
 #: A secret shorter than this is refused (a guessable key makes UIDs and dates reversible).
 KEY_MIN_BYTES = 16
@@ -81,6 +114,32 @@ ULTRASOUND_SOP_CLASSES = frozenset(
         "1.2.840.10008.5.1.4.1.1.3",  # US Multi-frame Image Storage (retired)
     }
 )
+
+#: Visible-light image and video SOP classes (VL Endoscopic/Microscopic/Photographic, their video
+#: forms, ophthalmic photography, whole slide microscopy, dermoscopy, ...): this prefix and below.
+VISIBLE_LIGHT_ROOT = "1.2.840.10008.5.1.4.1.1.77.1"
+#: Encapsulated documents (PDF, CDA, STL, OBJ, MTL): this prefix and below.
+ENCAPSULATED_DOCUMENT_ROOT = "1.2.840.10008.5.1.4.1.1.104"
+#: Modalities whose pixels are camera pictures or documents: quarantined like US.
+CAMERA_MODALITIES = {
+    "XC": "external-camera photography",
+    "ES": "endoscopy",
+    "GM": "general microscopy",
+    "SM": "slide microscopy (slide labels carry names)",
+    "OP": "ophthalmic photography",
+    "DOC": "a scanned document",
+}
+
+#: Actions medbench applies to public attributes the pinned table does not list (see the module docstring).
+EXTRA_ACTIONS: dict[int, tuple[str, str]] = {
+    0x00100033: ("X", "birth date in an alternative calendar (not in the pinned table)"),
+    0x00100034: ("X", "death date in an alternative calendar (not in the pinned table)"),
+    0x00100035: ("X", "alternative calendar of the patient's dates (not in the pinned table)"),
+    0x0074100A: ("X", "contact URI of a person (not in the pinned table)"),
+    0x0074100C: ("X", "contact display name of a person (not in the pinned table)"),
+}
+#: Rule name of the conservative date/time rule (unlisted DA, DT, TM attributes).
+UNLISTED_DATE_RULE = "date or time not in table"
 
 PATIENT_ID = 0x00100020
 #: Never shifted: the birth date/time are not covered by the modified-dates option (Z / X always).
@@ -129,6 +188,7 @@ _STRING_VRS = frozenset(
 )
 _DATE_RE = re.compile(r"^(\d{4})\.?(\d{2})\.?(\d{2})$")
 _DT_RE = re.compile(r"^(\d{8})(.*)$")
+_UTC_OFFSET_RE = re.compile(r"[+-]\d{4}$")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
@@ -165,8 +225,12 @@ def resolve_action(table: ProfileTable, tag: int, vr: str | None, *, private_kep
         if tag == PATIENT_ID and "D" in code:
             action = "P"
         return Resolution(action, code)
+    if tag in EXTRA_ACTIONS:
+        return Resolution(*EXTRA_ACTIONS[tag])
     if vr == "PN":
         return Resolution("Z", "person name not in table")
+    if vr in ("DA", "DT", "TM"):
+        return Resolution("X", UNLISTED_DATE_RULE)
     try:
         get_entry(tag)
     except KeyError:
@@ -363,7 +427,7 @@ class _Walk:
         return (
             self.ctx.date_shift
             and vr in ("DA", "DT", "TM")
-            and resolution.rule in EFFECTIVE_ACTION
+            and (resolution.rule in EFFECTIVE_ACTION or resolution.rule == UNLISTED_DATE_RULE)
             and resolution.action != "K"
             and int(tag) not in NOT_SHIFTED
         )
@@ -404,7 +468,7 @@ def _replace_uids(ds: Dataset, elem: DataElement, ctx: DeidContext) -> None:
 
 
 def shift_date(value: str, vr: str, days: int) -> str:
-    """Shift one DA or DT value by ``days``; DT keeps its time, fraction and UTC offset.
+    """Shift one DA or DT value by ``days``; DT keeps its time and fraction, not its UTC offset.
 
     Raises :class:`DeidError` for values that are not a full calendar date
     (YYYYMMDD, or the legacy YYYY.MM.DD), e.g. a year-only DT: shifting those
@@ -417,7 +481,7 @@ def shift_date(value: str, vr: str, days: int) -> str:
     else:
         dt_match = _DT_RE.match(text)
         match = _DATE_RE.match(dt_match.group(1)) if dt_match else None
-        rest = dt_match.group(2) if dt_match else ""
+        rest = _UTC_OFFSET_RE.sub("", dt_match.group(2)) if dt_match else ""
     if not match:
         raise DeidError(f"{vr} value {value!r} is not a full date and cannot be shifted")
     try:
@@ -509,23 +573,79 @@ def deidentify_dataset(ds: Dataset, ctx: DeidContext) -> FileDataset:
     )
 
 
-def burned_in_reason(ds: Dataset) -> str | None:
-    """Why ``ds`` may carry burned-in text in its pixels, or None.
+def effective_sop_class(ds: Dataset) -> str:
+    """The SOP Class UID of ``ds``, else its file meta's Media Storage SOP Class UID ("" when neither)."""
+    value = str(ds.get("SOPClassUID", "") or "").strip().rstrip("\0")
+    if not value:
+        meta = getattr(ds, "file_meta", None)
+        value = str(meta.get("MediaStorageSOPClassUID", "") or "").strip().rstrip("\0") if meta is not None else ""
+    return value
 
-    Burned In Annotation = YES, modality US (and the ultrasound SOP classes),
-    and the Secondary Capture family (1.2.840.10008.5.1.4.1.1.7 and .7.x):
-    screenshots and scanned documents. The profile cannot clean pixels, so
-    such images are quarantined unless the user accepts the risk.
+
+def burned_in_reason(ds: Dataset) -> str | None:
+    """Why ``ds`` may carry burned-in text or faces in its pixels, or None.
+
+    Burned In Annotation = YES; modality US (and the ultrasound SOP classes);
+    the Secondary Capture family (1.2.840.10008.5.1.4.1.1.7 and .7.x:
+    screenshots and scanned documents); every visible-light image and video
+    class (:data:`VISIBLE_LIGHT_ROOT` and below: photographs, endoscopy,
+    microscopy, ophthalmic photography, whole-slide images); encapsulated
+    documents; and the camera and document modalities of
+    :data:`CAMERA_MODALITIES`. The SOP class is the effective one
+    (:func:`effective_sop_class`). The profile cannot clean pixels, so such
+    objects are quarantined unless the user accepts the risk.
     """
     if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES":
         return "Burned In Annotation is YES"
-    if str(ds.get("Modality", "") or "").strip().upper() == "US":
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality == "US":
         return "modality US (ultrasound images usually carry burned-in text)"
-    sop_class = str(ds.get("SOPClassUID", "") or "").strip()
+    sop_class = effective_sop_class(ds)
+    name = UID(sop_class).name if sop_class else ""
     if sop_class in ULTRASOUND_SOP_CLASSES:
         return f"ultrasound SOP class {sop_class}"
     if sop_class == SECONDARY_CAPTURE_ROOT or sop_class.startswith(SECONDARY_CAPTURE_ROOT + "."):
         return f"secondary capture SOP class {sop_class} (screenshots and scans carry burned-in text)"
+    if sop_class == VISIBLE_LIGHT_ROOT or sop_class.startswith(VISIBLE_LIGHT_ROOT + "."):
+        return f"visible-light SOP class {sop_class} ({name}: camera pictures show faces, wristbands and labels)"
+    if sop_class.startswith(ENCAPSULATED_DOCUMENT_ROOT + "."):
+        return f"encapsulated document {sop_class} ({name}: its content is not de-identified by the profile)"
+    if modality in CAMERA_MODALITIES:
+        return f"modality {modality} ({CAMERA_MODALITIES[modality]}: camera pictures carry faces and labels)"
+    return None
+
+
+def pixel_data_problem(ds: Dataset) -> str | None:
+    """Why an image object's Pixel Data is unusable (missing, shorter or longer than described), or None.
+
+    An image object is one with an ``... Image Storage`` SOP class (effective,
+    see :func:`effective_sop_class`) or with Rows, Columns and BitsAllocated.
+    Lengths are checked for uncompressed pixel data against Rows x Columns x
+    Frames x Samples x BitsAllocated / 8 (an odd count padded to even).
+    """
+    sop_class = effective_sop_class(ds)
+    image_class = bool(sop_class) and UID(sop_class).name.endswith("Image Storage")
+    described = all(ds.get(k) not in (None, "") for k in ("Rows", "Columns", "BitsAllocated"))
+    pixel_tag = next((t for t in (0x7FE00010, 0x7FE00008, 0x7FE00009) if t in ds), None)
+    if pixel_tag is None:
+        return "an image object without Pixel Data (7FE0,0010)" if image_class or described else None
+    item = ds.get_item(pixel_tag)
+    value = getattr(item, "value", None)
+    if value is None or len(value) == 0:
+        return "an image object whose Pixel Data is empty"
+    meta = getattr(ds, "file_meta", None)
+    syntax = UID(str(meta.get("TransferSyntaxUID", "") or "")) if meta is not None else None
+    if syntax is not None and syntax.is_transfer_syntax and syntax.is_encapsulated:
+        return None  # fragments were checked item by item when the header was read
+    elements = {t: ds[t] for t in (0x00280002, 0x00280004, 0x00280008, 0x00280010, 0x00280011, 0x00280100)
+                if t in ds}
+    expected = expected_pixel_bytes(elements, True)
+    if expected is None:
+        return None
+    if len(value) < expected:
+        return f"Pixel Data holds {len(value)} of the {expected} bytes its header describes (truncated)"
+    if len(value) > expected + expected % 2:
+        return f"Pixel Data holds {len(value)} bytes but its header describes {expected}"
     return None
 
 

@@ -53,6 +53,7 @@ from medbench.io.deid.core import (
     resolve_action,
 )
 from medbench.io.deid.table import ProfileTable, load_profile_table
+from medbench.io.dicom.headers import printable
 
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
 _NOT_COLLECTED_VRS = frozenset({"CS"})
@@ -138,7 +139,7 @@ def _iter_originals(originals: Originals) -> Iterator[tuple[str, Dataset]]:
         paths = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for p in paths:
             try:
-                yield str(p), read_dicom(p)
+                yield printable(str(p)), read_dicom(p)
             except Exception:
                 continue
 
@@ -251,7 +252,7 @@ def _scan_file(out: Path, needles: list[tuple[_Needle, str, str]]) -> list[dict[
     blob = "\n".join(text for _, text in decoded)
     hits: list[dict[str, str]] = []
     for needle, attribute, source in needles:
-        row = {"file": str(out), "attribute": attribute, "value": needle.value, "source": source}
+        row = {"file": printable(str(out)), "attribute": attribute, "value": needle.value, "source": source}
         if needle.in_bytes(data):
             hits.append({**row, "found_in": "bytes"})
         if needle.value in blob:

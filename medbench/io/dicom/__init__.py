@@ -1,5 +1,10 @@
 """Robust DICOM ingestion: discover files, group series, check geometry, decode pixels, load volumes.
 
+Every file is read by one header reader (:mod:`medbench.io.dicom.headers`:
+sniffing, the fast header parse, integrity checks, the folder walk), which the
+audit and de-identification use too. Siemens MOSAIC images are unpacked into
+their slices (:mod:`medbench.io.dicom.mosaic`) or refused with the reason.
+
 One line per step in a notebook::
 
     found = discover("data/dicom")             # every file, with reasons for the skipped ones
@@ -20,8 +25,10 @@ from medbench.io.dicom.geometry import (
     check_geometry,
     geometry_table,
 )
+from medbench.io.dicom.headers import ERROR_KINDS, MAX_INFLATED_BYTES, Header, printable, read_tree, walk
 from medbench.io.dicom.load import ResampledWarning, load_all_series, load_series
-from medbench.io.dicom.pixels import pixel_units, read_pixels, syntax_label, window
+from medbench.io.dicom.mosaic import MosaicError, is_mosaic, mosaic_layout
+from medbench.io.dicom.pixels import pixel_units, read_frames, read_pixels, syntax_label, window
 from medbench.io.dicom.series import ORIENTATION_TOLERANCE, Series, group_series, series_table
 
 __all__ = [
@@ -29,8 +36,12 @@ __all__ = [
     "DicomError",
     "DicomFile",
     "DiscoveryResult",
+    "ERROR_KINDS",
     "GeometryError",
     "GeometryReport",
+    "Header",
+    "MAX_INFLATED_BYTES",
+    "MosaicError",
     "ORIENTATION_TOLERANCE",
     "RESAMPLABLE",
     "ResampledWarning",
@@ -40,13 +51,19 @@ __all__ = [
     "discover",
     "geometry_table",
     "group_series",
+    "is_mosaic",
     "load_all_series",
     "load_series",
+    "mosaic_layout",
     "pixel_units",
+    "printable",
+    "read_frames",
     "read_full",
     "read_header",
     "read_pixels",
+    "read_tree",
     "series_table",
     "syntax_label",
+    "walk",
     "window",
 ]

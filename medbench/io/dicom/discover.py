@@ -2,43 +2,51 @@
 
 Real exports have files without extensions (``IM000001``), with the wrong
 one, DICOMDIR media indexes, stray text files, and files cut short by a
-failed copy. :func:`discover` reads only headers (``stop_before_pixels``),
-keeps every readable DICOM file, and reports everything else as a row with
-its reason instead of failing: one bad file never hides the rest.
+failed copy. :func:`discover` reads every header once with the one reader
+(:mod:`medbench.io.dicom.headers`: sniffing, the fast header parse,
+integrity checks, the folder walk), keeps every readable DICOM file, and
+reports everything else as a row with its reason instead of failing: one bad
+file never hides the rest.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
-import warnings
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import pandas as pd
 import pydicom
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
-from pydicom.errors import InvalidDicomError
-from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from medbench.errors import DataError, MedbenchError
+from medbench.io.dicom.headers import (
+    DICOMDIR_SOP_CLASS,
+    Header,
+    dicomdir_references,
+    printable,
+    read_tree,
+)
+from medbench.io.dicom.headers import read_header as _read_one
+from medbench.io.dicom.mosaic import MosaicError, is_mosaic, mosaic_layout
 from medbench.io.dicom.pixels import n_frames
-from medbench.io.dicom.pixels import read_pixels as decode_pixels
+from medbench.io.dicom.pixels import read_frames as decode_frames
 
 if TYPE_CHECKING:
     from medbench.io.dicom.series import Series
 
-#: Media Storage Directory Storage: the SOP Class of a DICOMDIR.
-DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-
-#: Transfer syntaxes whose Pixel Data is stored raw, so its length can be checked from the header.
-_NATIVE_SYNTAXES = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
-
-#: Groups a DICOM data set without a preamble plausibly starts with (file meta, identification).
-_FIRST_GROUPS = {0x0002, 0x0008}
+__all__ = [
+    "DICOMDIR_SOP_CLASS",
+    "DicomFile",
+    "DiscoveryResult",
+    "dicomdir_references",
+    "discover",
+    "read_full",
+    "read_header",
+]
 
 
 @dataclass(frozen=True)
@@ -74,8 +82,18 @@ class DicomFile:
         return str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
 
     @property
+    def is_mosaic(self) -> bool:
+        """Whether this is a Siemens MOSAIC image (one image holding a volume as tiles)."""
+        return is_mosaic(self.dataset)
+
+    @cached_property
     def n_frames(self) -> int:
-        """Number of frames; 1 when absent or malformed (the pixel reader reports malformed values)."""
+        """Number of frames (a MOSAIC counts its slices); 1 when absent or malformed (the pixel reader says why)."""
+        if self.is_mosaic:
+            try:
+                return mosaic_layout(self.dataset).n_slices
+            except MosaicError:
+                return 1
         try:
             return n_frames(self.dataset)
         except MedbenchError:
@@ -93,18 +111,27 @@ class DicomFile:
 
 @dataclass
 class DiscoveryResult:
-    """What :func:`discover` found: DICOM files, DICOMDIR indexes, and skipped paths with reasons."""
+    """What :func:`discover` found: DICOM files, DICOMDIR indexes, and skipped paths with reasons.
+
+    ``headers`` holds every path seen as read by the one reader (a
+    :class:`~medbench.io.dicom.headers.Header` each, in walk order): the
+    audit builds its per-file table from it without reading anything again.
+    """
 
     root: Path
     files: list[DicomFile] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     dicomdirs: list[Path] = field(default_factory=list)
+    headers: list[Header] = field(default_factory=list, repr=False)
 
     def table(self) -> pd.DataFrame:
-        """One row per path seen: status ``dicom`` / ``dicomdir`` / ``skipped``, reason, key header fields."""
+        """One row per path seen: status ``dicom`` / ``dicomdir`` / ``skipped``, reason, key header fields.
+
+        Paths are shown with :func:`~medbench.io.dicom.headers.printable`, so the table can always be written.
+        """
         rows = [
             {
-                "path": str(f.path),
+                "path": printable(str(f.path)),
                 "status": "dicom",
                 "reason": "",
                 "modality": f.modality,
@@ -118,8 +145,9 @@ class DiscoveryResult:
             }
             for f in self.files
         ]
-        rows += [{"path": str(p), "status": "dicomdir", "reason": "media directory index"} for p in self.dicomdirs]
-        rows += [{"path": str(p), "status": "skipped", "reason": why} for p, why in self.skipped]
+        rows += [{"path": printable(str(p)), "status": "dicomdir", "reason": "media directory index"}
+                 for p in self.dicomdirs]
+        rows += [{"path": printable(str(p)), "status": "skipped", "reason": why} for p, why in self.skipped]
         return pd.DataFrame(rows, columns=list(rows[0]) if self.files else ["path", "status", "reason"])
 
     def series(self) -> list[Series]:
@@ -130,236 +158,80 @@ class DiscoveryResult:
 
     def __repr__(self) -> str:
         return (
-            f"DiscoveryResult(root={str(self.root)!r}, files={len(self.files)}, "
+            f"DiscoveryResult(root={printable(str(self.root))!r}, files={len(self.files)}, "
             f"skipped={len(self.skipped)}, dicomdirs={len(self.dicomdirs)})"
         )
 
 
 def read_full(path: str | os.PathLike[str]) -> FileDataset:
-    """Read a whole DICOM file (Pixel Data included); the file is only opened for reading."""
+    """Read a whole DICOM file (Pixel Data included); the file is only opened for reading.
+
+    Files are expected to have passed :func:`read_header` (which refuses
+    deflated data sets above the inflation limit before this would hold them).
+    An empty file raises :class:`ValueError`.
+    """
     path = Path(path)
-    return pydicom.dcmread(path, force=not _has_dicm_prefix(path))
-
-
-def _has_dicm_prefix(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(132)
-    return len(head) == 132 and head[128:132] == b"DICM"
-
-
-def _looks_like_raw_dataset(path: Path) -> bool:
-    """A file without the DICM prefix that starts with a plausible (group, element) tag."""
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if len(head) < 8:
-        return False
-    little, big = int.from_bytes(head[:2], "little"), int.from_bytes(head[:2], "big")
-    return little in _FIRST_GROUPS or big in _FIRST_GROUPS
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    """Every regular file under ``root`` in a stable order (symlinked folders not followed)."""
-    for folder, dirs, names in os.walk(root):
-        dirs.sort()
-        for name in sorted(names):
-            path = Path(folder) / name
-            if path.is_file():
-                yield path
-
-
-def _native_pixel_shortfall(path: Path, ds: Dataset, pixel_offset: int) -> str | None:
-    """For raw Pixel Data, a reason when the file is shorter than the header says it must be."""
-    meta = getattr(ds, "file_meta", None)
-    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-    if syntax not in _NATIVE_SYNTAXES or "Rows" not in ds or "BitsAllocated" not in ds:
-        return None
-    samples = int(ds.get("SamplesPerPixel") or 1)
-    if str(ds.get("PhotometricInterpretation", "")).upper() == "YBR_FULL_422":
-        samples = 2  # two chroma values shared by each pair of pixels
-    try:
-        bits = int(ds.Rows) * int(ds.Columns) * samples * int(ds.BitsAllocated)
-        expected = (bits * n_frames(ds) + 7) // 8
-    except (TypeError, ValueError, MedbenchError):
-        return None
-    size = path.stat().st_size
-    if pixel_offset >= size:
-        return "truncated: the header describes an image but the file ends before its Pixel Data"
-    tag_and_length = 8 if syntax == "1.2.840.10008.1.2" else 12
-    available = size - pixel_offset - tag_and_length
-    if available < expected:
-        return f"truncated: Pixel Data has {max(available, 0)} of the {expected} bytes the header describes"
-    return None
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        # Through a memory map no read can ask for more than the file holds, whatever a damaged length says.
+        prefixed = mm[128:132] == b"DICM"
+        ds = pydicom.dcmread(cast(BinaryIO, mm), force=not prefixed)
+        ds.buffer = None
+    ds.filename = str(path)
+    return ds
 
 
 def read_header(path: str | os.PathLike[str]) -> tuple[Dataset | None, str]:
-    """Read one file's header; returns (dataset, "") or (None, reason it is not usable).
+    """Read one file's header; returns (dataset, "") or (None, the reason it is not usable).
 
-    Files without the 128-byte preamble and ``DICM`` marker are accepted only
-    when they parse as a data set that has a SOP Instance or SOP Class UID.
+    The one reader's verdict (:func:`medbench.io.dicom.headers.read_header`),
+    reduced to the data set and a reason.
     """
-    ds, reason, _ = _read_header_noting_warnings(Path(path))
-    return ds, reason
-
-
-def _read_header_noting_warnings(path: Path) -> tuple[Dataset | None, str, tuple[str, ...]]:
-    """:func:`read_header`, plus pydicom's warnings about the file (kept, not printed)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ds, reason = _read_header(path)
-    return ds, reason, tuple(dict.fromkeys(str(w.message) for w in caught))
-
-
-def _read_header(path: Path) -> tuple[Dataset | None, str]:
-    try:
-        prefixed = _has_dicm_prefix(path)
-        if not prefixed and not _looks_like_raw_dataset(path):
-            return None, "not DICOM: no 'DICM' marker at byte 128 and no DICOM data set at the start"
-        with open(path, "rb") as fh:
-            ds = pydicom.dcmread(fh, stop_before_pixels=True, force=not prefixed)
-            offset = fh.tell()
-    except InvalidDicomError as exc:
-        return None, f"not DICOM: {exc}"
-    except OSError as exc:
-        return None, f"cannot open: {exc.strerror or exc}"
-    except (MemoryError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # pydicom raises many types on damaged files
-        return None, f"unreadable DICOM header ({type(exc).__name__}: {exc})"
-    if not prefixed and not ("SOPInstanceUID" in ds or "SOPClassUID" in ds):
-        return None, "not DICOM: no 'DICM' marker and no SOP Class/Instance UID in what parses"
-    incomplete = _incomplete(ds, offset)
-    if incomplete:
-        return None, incomplete
-    if "PixelData" not in ds and "Rows" in ds:  # stop_before_pixels stops at the Pixel Data tag
-        shortfall = _native_pixel_shortfall(path, ds, offset)
-        if shortfall:
-            return None, shortfall
-    return ds, ""
-
-
-def _incomplete(ds: Dataset, offset: int) -> str:
-    """Why a header that parsed is still cut short, or "".
-
-    pydicom stops silently at the end of a file and drops a partly read
-    element, so a header cut mid-element looks complete. The tell-tale: the
-    last element read ends before the point where reading stopped (the bytes
-    in between were a partial element). Deflated files and files ending in a
-    sequence cannot be checked this way; a cut exactly at an element boundary
-    is indistinguishable from a shorter file.
-    """
-    if len(ds) == 0:
-        return "truncated or empty: no data elements after the file meta information"
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and str(meta.get("TransferSyntaxUID", "")) == DeflatedExplicitVRLittleEndian:
-        return ""
-    last = ds.get_item(max(ds.keys()))
-    if not isinstance(last, RawDataElement) or last.value_tell is None or last.length == 0xFFFFFFFF:
-        return ""
-    end = last.value_tell + last.length
-    if end > offset:
-        return (
-            f"truncated: element {last.tag} declares {last.length} bytes but the file ends "
-            f"after {offset - last.value_tell} of them"
-        )
-    if end < offset:
-        return f"truncated: the file ends inside the element after {last.tag} ({offset - end} bytes of it present)"
-    return ""
-
-
-def _is_dicomdir(ds: Dataset) -> bool:
-    meta = getattr(ds, "file_meta", None)
-    sop = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
-    return sop == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds
-
-
-def _resolve_case_insensitive(base: Path, parts: list[str]) -> Path | None:
-    """``base/parts...`` on disk, matching each component without regard to case (media IDs are upper case)."""
-    current = base
-    for part in parts:
-        exact = current / part
-        if exact.exists():
-            current = exact
-            continue
-        try:
-            matches = [p for p in current.iterdir() if p.name.casefold() == part.casefold()]
-        except OSError:
-            return None
-        if len(matches) != 1:
-            return None
-        current = matches[0]
-    return current if current.is_file() else None
-
-
-def dicomdir_references(dicomdir: Path, ds: Dataset) -> tuple[list[Path], list[str]]:
-    """Files a DICOMDIR references: (found paths, the File IDs it names that are missing)."""
-    found: list[Path] = []
-    missing: list[str] = []
-    for record in ds.get("DirectoryRecordSequence", []):
-        file_id = record.get("ReferencedFileID")
-        if not file_id:
-            continue
-        parts = [str(file_id)] if isinstance(file_id, str) else [str(p) for p in file_id]
-        path = _resolve_case_insensitive(dicomdir.parent, parts)
-        if path is None:
-            missing.append("/".join(parts))
-        else:
-            found.append(path)
-    return found, missing
+    header = _read_one(path)
+    return (header.dataset, "") if header.ok else (None, header.error)
 
 
 def discover(src: str | os.PathLike[str], *, read_pixels: bool = False) -> DiscoveryResult:
     """Find all DICOM files under ``src`` (a folder, a single file, or a DICOMDIR).
 
-    Every regular file is tried, whatever its name. A DICOMDIR is recognised
-    by its SOP Class, listed in ``dicomdirs`` (it is an index, not an image),
-    and the files it references are included; references to absent files are
-    reported in ``skipped``. Given a DICOMDIR path as ``src``, only the files
-    it references are read. With ``read_pixels=True`` each image's Pixel Data
-    is also decoded once (then discarded) and files that fail go to
-    ``skipped`` with the decoder's reason.
+    Every file is read once (:func:`medbench.io.dicom.headers.read_tree`),
+    whatever its name. A DICOMDIR is recognised by its SOP Class, listed in
+    ``dicomdirs`` (it is an index, not an image), and the files it references
+    are included; references to absent files are reported in ``skipped``.
+    Given a DICOMDIR path as ``src``, only the files it references are read.
+    Folders that cannot be listed, symbolic-link loops and links to folders
+    (not followed) are in ``skipped`` with their reason. A second path to a
+    file already read (a link) is skipped, so no slice is counted twice. With
+    ``read_pixels=True`` each image's Pixel Data is also decoded once (then
+    discarded) and files that fail go to ``skipped`` with the decoder's reason.
     """
-    root = Path(src)
-    if not root.exists():
-        raise DataError(f"cannot discover DICOM files: {root} does not exist")
-    result = DiscoveryResult(root=root)
-    queue = deque([root] if root.is_file() else _walk(root))
-    seen: set[Path] = set()
-    missing_refs: dict[Path, list[Path]] = {}
-    while queue:
-        path = queue.popleft()
-        key = path.resolve()
-        if key in seen:
-            continue
-        seen.add(key)
-        ds, reason, noted = _read_header_noting_warnings(path)
-        if ds is None:
-            result.skipped.append((path, reason))
-        elif _is_dicomdir(ds):
-            result.dicomdirs.append(path)
-            found, missing = dicomdir_references(path, ds)
-            queue.extend(p for p in found if p.resolve() not in seen)
-            for file_id in missing:
-                missing_refs.setdefault(path.parent / file_id, []).append(path)
+    try:
+        tree = read_tree(src)
+    except FileNotFoundError as exc:
+        raise DataError(f"cannot discover DICOM files: {exc}") from None
+    result = DiscoveryResult(root=Path(src), headers=tree.headers)
+    for header in tree.headers:
+        if not header.ok:
+            result.skipped.append((header.path, header.error))
+        elif header.is_dicomdir:
+            result.dicomdirs.append(header.path)
         else:
-            problem = _pixel_problem(path) if read_pixels and "Rows" in ds else ""
+            assert header.dataset is not None
+            problem = _pixel_problem(header.path) if read_pixels and "Rows" in header.dataset else ""
             if problem:
-                result.skipped.append((path, problem))
+                result.skipped.append((header.path, problem))
             else:
-                result.files.append(DicomFile(path, ds, noted))
-    for path, indexes in missing_refs.items():
-        names = ", ".join(str(p) for p in indexes)
-        result.skipped.append((path, f"missing: referenced by DICOMDIR {names} but not on disk"))
+                result.files.append(DicomFile(header.path, header.dataset, header.warnings))
     return result
 
 
 def _pixel_problem(path: Path) -> str:
     """Empty when the file's pixels decode, else the reason they do not."""
     try:
-        decode_pixels(read_full(path))
+        decode_frames(read_full(path))
     except MedbenchError as exc:
-        return str(exc)
+        return printable(str(exc))
     except (MemoryError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        return f"cannot read {path}: {type(exc).__name__}: {exc}"
+        return printable(f"cannot read {path}: {type(exc).__name__}: {exc}")
     return ""

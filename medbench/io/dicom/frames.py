@@ -3,7 +3,8 @@
 A "frame" here is one 2D image placed in the patient: a classic single-frame
 file, one frame of an Enhanced multi-frame object (geometry from its Per-Frame
 / Shared Functional Groups), or one frame of a legacy multi-frame object with
-a Grid Frame Offset Vector (RT Dose). Everything downstream (ordering,
+a Grid Frame Offset Vector (RT Dose), or one tile of a Siemens MOSAIC image
+(:mod:`medbench.io.dicom.mosaic`). Everything downstream (ordering,
 geometry checks, volume assembly) works on this one list.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from medbench.errors import MedbenchError
+from medbench.io.dicom.mosaic import MosaicError, is_mosaic, mosaic_layout, tile_positions
 from medbench.io.dicom.pixels import functional_group, n_frames
 
 
@@ -32,6 +34,7 @@ class FrameGeometry:
     orientation: np.ndarray | None  # ImageOrientationPatient (normalised): row cosines then column cosines
     pixel_spacing: tuple[float, float] | None  # (row spacing, column spacing) in mm, as DICOM orders it
     thickness: float | None  # SpacingBetweenSlices, else SliceThickness (used for a single slice)
+    refusal: str | None = None  # why this object cannot be made into frames (e.g. a MOSAIC that does not unpack)
 
 
 def _vector(value: Any, n: int) -> np.ndarray | None:
@@ -131,10 +134,31 @@ def _legacy_frames(ds: Dataset, source: int, label: str, count: int) -> list[Fra
     ]
 
 
+def _mosaic_frames(ds: Dataset, source: int, label: str) -> list[FrameGeometry]:
+    """One frame per tile of a Siemens MOSAIC (see :mod:`medbench.io.dicom.mosaic`), or one refused frame."""
+    pixel_spacing, thickness = _spacing(ds)
+    orientation = _orientation(ds.get("ImageOrientationPatient"))
+    try:
+        layout = mosaic_layout(ds)
+    except MosaicError as exc:
+        return [FrameGeometry(source, None, label, _size(ds), None, orientation, pixel_spacing, thickness,
+                              refusal=f"{label} is a {exc}")]
+    positions = tile_positions(ds, layout)
+    size = (layout.rows, layout.columns)
+    return [
+        FrameGeometry(source, k, f"{label} [mosaic slice {k + 1}]", size,
+                      None if positions is None else positions[k], orientation, pixel_spacing, thickness)
+        for k in range(layout.n_slices)
+    ]
+
+
 def frame_geometries(headers: Sequence[Dataset], labels: Sequence[str]) -> list[FrameGeometry]:
-    """Geometry of every frame of every data set, in input order."""
+    """Geometry of every frame of every data set, in input order (a MOSAIC gives one frame per tile)."""
     frames: list[FrameGeometry] = []
     for source, (ds, label) in enumerate(zip(headers, labels, strict=True)):
+        if is_mosaic(ds):
+            frames += _mosaic_frames(ds, source, label)
+            continue
         try:
             count = n_frames(ds)
         except MedbenchError:

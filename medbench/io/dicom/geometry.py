@@ -4,6 +4,8 @@
 normal (row cosines x column cosines of ImageOrientationPatient) and reports,
 in words, everything that would make a volume built from them silently wrong:
 
+* Siemens MOSAIC images that cannot be unpacked into their slices (see
+  :mod:`medbench.io.dicom.mosaic`); a mosaic that unpacks is one frame per tile;
 * missing geometry tags (ImagePositionPatient, ImageOrientationPatient,
   PixelSpacing; for multi-frame objects the Per-Frame Functional Groups or a
   Grid Frame Offset Vector), objects without an image, different image sizes;
@@ -116,6 +118,11 @@ def _names(frames: Sequence[FrameGeometry], limit: int = 3) -> str:
 
 
 def _check_tags(frames: list[FrameGeometry], found: _Findings) -> None:
+    refused = [f for f in frames if f.refusal]
+    for f in refused:
+        found.add("mosaic not unpacked", f"{f.refusal}; it is refused rather than read as one tiled slice")
+    if refused:
+        return
     no_image = [f for f in frames if f.size is None]
     if no_image:
         found.add("not an image", f"{len(no_image)} of {len(frames)} objects have no Rows/Columns: {_names(no_image)}")

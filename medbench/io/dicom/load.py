@@ -29,7 +29,7 @@ from scipy import ndimage
 from medbench.errors import DicomError, GeometryError, MedbenchError
 from medbench.image.volume import Volume
 from medbench.io.dicom.geometry import RESAMPLABLE, GeometryReport, analyse_frames, geometry_of
-from medbench.io.dicom.pixels import pixel_units, read_pixels, window
+from medbench.io.dicom.pixels import pixel_units, read_frames, window
 from medbench.io.dicom.sources import SeriesLike, Source, collect
 
 
@@ -63,11 +63,10 @@ def _check_scalar(name: str, sources: list[Source]) -> None:
 def _slices(report: GeometryReport, sources: list[Source]) -> np.ndarray:
     """Pixel values stacked as [column, row, slice] in the report's (sorted) frame order."""
     needed = sorted({f.source for f in report.frames})
-    pixels = {i: read_pixels(sources[i].full()) for i in needed}
+    pixels = {i: read_frames(sources[i].full()) for i in needed}
     planes = []
     for f in report.frames:
-        arr = pixels[f.source]
-        planes.append((arr[f.frame] if f.frame is not None and arr.ndim == 3 else arr).T)
+        planes.append(pixels[f.source][f.frame if f.frame is not None else 0].T)
     return np.stack(planes, axis=2).astype(np.float32)
 
 
@@ -158,6 +157,18 @@ def load_series(
     (missing slices, uneven spacing, gantry tilt).
     """
     name, sources = collect(series)
+    try:
+        return _load(name, sources, resample, spacing_tolerance, spacing_atol_mm)
+    except (MedbenchError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a damaged header value no check anticipated: refused with the reason, not a crash
+        reason = " ".join(str(exc).split())[:300]
+        raise DicomError(f"cannot build a volume from {name}: a header value is malformed "
+                         f"({type(exc).__name__}: {reason})") from exc
+
+
+def _load(name: str, sources: list[Source], resample: bool, spacing_tolerance: float, spacing_atol_mm: float) -> Volume:
+    """:func:`load_series` once the input is collected."""
     report = analyse_frames(
         name, geometry_of(sources), spacing_tolerance=spacing_tolerance, spacing_atol_mm=spacing_atol_mm
     )
@@ -179,7 +190,7 @@ def load_series(
         + (f"; voxels outside the shifted slices set to {fill:g}" if "gantry tilt" in report.kinds else "")
     )
     meta["n_slices"] = array.shape[2]
-    warnings.warn(ResampledWarning(f"{name}: {meta['resampled']}"), stacklevel=2)
+    warnings.warn(ResampledWarning(f"{name}: {meta['resampled']}"), stacklevel=3)
     return Volume(array, _affine(report, spacing), meta)
 
 

@@ -70,7 +70,7 @@ def syntax_label(uid: str) -> str:
 def _transfer_syntax(ds: Dataset) -> UID:
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
-    if not uid:
+    if not uid or not isinstance(uid, str):
         raise DecodeError(
             f"cannot decode {_source_name(ds)}: its file meta has no Transfer Syntax UID (0002,0010), "
             "so the pixel encoding is unknown"
@@ -105,9 +105,9 @@ def _decode(ds: Dataset, uid: UID) -> np.ndarray:
     """Stored values as pydicom decodes them (YBR converted to RGB)."""
     try:
         return np.asarray(ds.pixel_array)
-    except (MemoryError, KeyboardInterrupt):
+    except (MemoryError, KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
-    except Exception as exc:  # decoders raise RuntimeError, ValueError, OSError, ...
+    except BaseException as exc:  # decoders raise RuntimeError, ValueError, OSError, and Rust panics (BaseException)
         reason = " ".join(str(exc).split())[:400] or type(exc).__name__
         raise DecodeError(
             f"cannot decode {_source_name(ds)}: {syntax_label(uid)}: the pixel data is corrupt, truncated or "
@@ -197,6 +197,20 @@ def read_pixels(ds: Dataset) -> np.ndarray:
     _check_decoder(ds, uid)
     frames = n_frames(ds)
     stored = _decode(ds, uid)
+    try:
+        return _values(ds, stored, frames)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # pydicom's LUT code on malformed slopes, LUT descriptors, samples...
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise DecodeError(
+            f"cannot convert {_source_name(ds)} to physical values: its Modality LUT / rescale or colour attributes "
+            f"are malformed ({type(exc).__name__}: {reason})"
+        ) from exc
+
+
+def _values(ds: Dataset, stored: np.ndarray, frames: int) -> np.ndarray:
+    """Decoded stored values to physical values (see :func:`read_pixels`)."""
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
     if photometric == "PALETTE COLOR":
         return np.asarray(apply_color_lut(stored, ds), dtype=np.float32)
@@ -206,6 +220,21 @@ def read_pixels(ds: Dataset) -> np.ndarray:
     if photometric == "MONOCHROME1":
         values = _invert_monochrome1(ds, values)
     return values.astype(np.float32)
+
+
+def read_frames(ds: Dataset) -> np.ndarray:
+    """Physical values frame by frame: ``(frames, rows, columns)`` (plus an RGB axis for colour).
+
+    A single-frame image is one frame; a Siemens MOSAIC is unpacked into its
+    slices (:mod:`medbench.io.dicom.mosaic`; :class:`~medbench.io.dicom.mosaic.MosaicError`
+    when it cannot be), never returned as one tiled frame.
+    """
+    from medbench.io.dicom.mosaic import is_mosaic, mosaic_layout, unpack
+
+    values = read_pixels(ds)
+    if is_mosaic(ds):
+        return unpack(values, mosaic_layout(ds))
+    return values if n_frames(ds) > 1 else values[None]
 
 
 def pixel_units(ds: Dataset) -> str:
@@ -233,9 +262,13 @@ def window(ds: Dataset) -> tuple[float, float] | None:
         source = functional_group(ds, 0, "FrameVOILUTSequence")
     if source is None or "WindowCenter" not in source or "WindowWidth" not in source:
         return None
-    return _first_float(source.WindowCenter), _first_float(source.WindowWidth)
+    center, width = _first_float(source.get("WindowCenter")), _first_float(source.get("WindowWidth"))
+    return None if center is None or width is None else (center, width)
 
 
-def _first_float(value: Any) -> float:
-    """A DS value that may be multi-valued (several windows): its first number."""
-    return float(value[0]) if isinstance(value, MultiValue) else float(value)
+def _first_float(value: Any) -> float | None:
+    """A DS value that may be multi-valued (several windows): its first number (None when empty or malformed)."""
+    try:
+        return float(value[0]) if isinstance(value, MultiValue) else float(value)
+    except (TypeError, ValueError, IndexError):
+        return None

@@ -4,16 +4,25 @@ Files are grouped by StudyInstanceUID + SeriesInstanceUID, then a group is
 split wherever its files cannot form one volume, in this order:
 
 1. Modality;
-2. image size (Rows x Columns);
-3. orientation (ImageOrientationPatient cosines differing by more than
+2. SeriesNumber, SeriesDescription, ImageType and ConvolutionKernel (the
+   reconstruction kernel): files that share a SeriesInstanceUID but differ in
+   any of these are different series or reconstructions (a copy tool that
+   reused a UID, soft-tissue and bone kernels of one acquisition, magnitude
+   and phase images); stacked together they would interleave into one
+   plausible-looking volume of alternating reconstructions;
+3. image size (Rows x Columns);
+4. orientation (ImageOrientationPatient cosines differing by more than
    :data:`ORIENTATION_TOLERANCE`);
-4. multi-frame files: each multi-frame object is a volume on its own;
-5. EchoNumbers and TemporalPositionIdentifier (different echoes / time
+5. multi-frame files: each multi-frame object is a volume on its own;
+6. Siemens MOSAIC images: each holds a whole volume (two of them are never a
+   2-slice series);
+7. EchoNumbers and TemporalPositionIdentifier (different echoes / time
    points are different volumes by definition);
-6. AcquisitionNumber, but only when slice positions repeat inside the group.
-   CT scanners commonly increment AcquisitionNumber along one contiguous
-   volume (a real example ships with pydicom: ``dicomdirtests/98892001/CT5N``),
-   so splitting on it unconditionally would break valid volumes apart.
+8. AcquisitionNumber, but only when slice positions repeat inside the group
+   or the acquisitions interleave along the slice normal. CT scanners
+   commonly increment AcquisitionNumber along one contiguous volume (a real
+   example ships with pydicom: ``dicomdirtests/98892001/CT5N``), so
+   splitting on it unconditionally would break valid volumes apart.
 
 Every split records a human-readable ``split_reason`` on each part.
 """
@@ -27,6 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydicom.multival import MultiValue
 
 from medbench.io.dicom.discover import DicomFile
 from medbench.io.dicom.frames import FrameGeometry, frame_geometries, normal_of
@@ -144,9 +154,10 @@ def _orientation_labels(files: list[DicomFile]) -> list[Hashable]:
 
 
 def _multiframe_labels(files: list[DicomFile]) -> list[Hashable]:
-    if len(files) < 2 or all(f.n_frames == 1 for f in files):
+    counts = [1 if f.is_mosaic else f.n_frames for f in files]  # MOSAIC images have their own criterion
+    if len(files) < 2 or all(n == 1 for n in counts):
         return ["" for _ in files]
-    return [f"file {f.path.name}" if f.n_frames > 1 else "single-frame files" for f in files]
+    return [f"file {f.path.name}" if n > 1 else "single-frame files" for f, n in zip(files, counts)]
 
 
 def _positions_repeat(files: list[DicomFile]) -> bool:
@@ -155,20 +166,64 @@ def _positions_repeat(files: list[DicomFile]) -> bool:
     return len(keys) != len(set(keys))
 
 
+def _interleaved(files: list[DicomFile], labels: list[Hashable]) -> bool:
+    """Whether the labelled groups alternate along the slice normal instead of forming contiguous blocks."""
+    geometry = frame_geometries([f.dataset for f in files], [f.path.name for f in files])
+    first: dict[int, FrameGeometry] = {}
+    for g in geometry:
+        first.setdefault(g.source, g)
+    if len(first) != len(files) or any(g.position is None or g.orientation is None for g in first.values()):
+        return False
+    normal = normal_of(first[0].orientation)  # type: ignore[arg-type]
+    order = sorted(range(len(files)), key=lambda i: float(np.dot(first[i].position, normal)))  # type: ignore[arg-type]
+    runs = 1 + sum(labels[a] != labels[b] for a, b in zip(order, order[1:]))
+    return runs > len(set(labels))
+
+
 def _acquisition_labels(files: list[DicomFile]) -> list[Hashable]:
-    if not _positions_repeat(files):
+    labels = _tag_labels("AcquisitionNumber", "acquisition")(files)
+    if len(set(labels)) < 2 or not (_positions_repeat(files) or _interleaved(files, labels)):
         return ["" for _ in files]
-    return _tag_labels("AcquisitionNumber", "acquisition")(files)
+    return labels
+
+
+def _joined(value: object) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (list, tuple, MultiValue)):
+        return "\\".join(str(v).strip() for v in value)
+    return str(value).strip()
+
+
+def _multi_labels(keyword: str, short: str) -> Callable[[list[DicomFile]], list[Hashable]]:
+    """Labels from a possibly multi-valued attribute (ImageType, ConvolutionKernel), values joined by \\."""
+
+    def labels(files: list[DicomFile]) -> list[Hashable]:
+        values = [_joined(f.dataset.get(keyword)) for f in files]
+        return [f"{short} {v}" if v else f"no {short}" for v in values]
+
+    return labels
+
+
+def _mosaic_labels(files: list[DicomFile]) -> list[Hashable]:
+    if len(files) < 2 or not any(f.is_mosaic for f in files):
+        return ["" for _ in files]
+    return [f"MOSAIC {f.path.name}" if f.is_mosaic else "non-MOSAIC images" for f in files]
 
 
 _CRITERIA: list[tuple[str, Callable[[list[DicomFile]], list[Hashable]]]] = [
     ("Modality", _tag_labels("Modality", "modality")),
+    ("SeriesNumber", _tag_labels("SeriesNumber", "series number")),
+    ("SeriesDescription", _tag_labels("SeriesDescription", "description")),
+    ("ImageType", _multi_labels("ImageType", "image type")),
+    ("ConvolutionKernel (reconstruction kernel)", _multi_labels("ConvolutionKernel", "kernel")),
     ("image size (Rows x Columns)", _size_labels),
     ("ImageOrientationPatient", _orientation_labels),
     ("multi-frame objects (each is its own volume)", _multiframe_labels),
+    ("Siemens MOSAIC images (each holds a whole volume)", _mosaic_labels),
     ("EchoNumbers", _tag_labels("EchoNumbers", "echo")),
     ("TemporalPositionIdentifier", _tag_labels("TemporalPositionIdentifier", "time point")),
-    ("AcquisitionNumber (slice positions repeat)", _acquisition_labels),
+    ("AcquisitionNumber (slice positions repeat or acquisitions interleave)", _acquisition_labels),
 ]
 
 

@@ -335,7 +335,10 @@ def test_short_key_is_refused() -> None:
 def test_date_shift_values() -> None:
     assert shift_date("20250314", "DA", -14) == "20250228"
     assert shift_date("2025.03.14", "DA", -1) == "20250313"
-    assert shift_date("20250314093512.123456+0100", "DT", -14) == "20250228093512.123456+0100"
+    # the UTC offset says where the patient was scanned: it does not survive a shift
+    assert shift_date("20250314093512.123456+0100", "DT", -14) == "20250228093512.123456"
+    assert shift_date("20250314093512-0500", "DT", -14) == "20250228093512"
+    assert shift_date("202503140935", "DT", -14) == "202502280935"
     for bad, vr in (("2025", "DT"), ("20251399", "DA"), ("yesterday", "DA")):
         with pytest.raises(DeidError):
             shift_date(bad, vr, -1)
@@ -386,7 +389,9 @@ def test_burned_in_reasons() -> None:
     assert "US" in deid.burned_in_reason(ds)
     ds.Modality, ds.SOPClassUID = "OT", "1.2.840.10008.5.1.4.1.1.7.4"
     assert "secondary capture" in deid.burned_in_reason(ds)
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.4"  # VL Photographic: not in the secondary capture family
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.4"  # VL Photographic: a camera picture
+    assert "visible-light" in deid.burned_in_reason(ds)
+    ds.SOPClassUID = CT_CLASS
     assert deid.burned_in_reason(ds) is None
 
 

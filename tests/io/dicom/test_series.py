@@ -6,10 +6,11 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from medbench.data.samples import pydicom_test_dir
 from medbench.image.volume import Volume
-from medbench.io.dicom import discover, group_series, series_table
+from medbench.io.dicom import check_geometry, discover, group_series, load_series, series_table
 from medbench.io.dicom.write import uid_from, write_series
 
 
@@ -129,3 +130,40 @@ def test_real_projection_series_split_by_orientation() -> None:
     assert len(series) == 7  # seven MIP projections at different angles
     assert len({s.key for s in series}) == 7
     assert all(s.n_files == 1 and "ImageOrientationPatient" in s.split_reason for s in series)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "values", "criterion"),
+    [
+        ("SeriesNumber", (3, 4), "SeriesNumber"),
+        ("SeriesDescription", ("soft tissue", "bone"), "SeriesDescription"),
+        ("ImageType", (["ORIGINAL", "PRIMARY", "AXIAL"], ["DERIVED", "SECONDARY", "AXIAL"]), "ImageType"),
+        ("ConvolutionKernel", ("B30f", "B70f"), "ConvolutionKernel"),
+        ("AcquisitionNumber", (1, 2), "AcquisitionNumber"),
+    ],
+)
+def test_reconstructions_sharing_a_series_uid_with_interleaved_slices_are_split(
+    tmp_path: Path, keyword: str, values: tuple[object, object], criterion: str
+) -> None:
+    """Two reconstructions under one SeriesInstanceUID, slices 2.5 mm apart interleaved: two series, not one."""
+    uid = uid_from(f"shared/{keyword}")
+    step = (0.8, 0.7, 5.0)
+    for name, value, z0 in (("a", values[0], 0.0), ("b", values[1], 2.5)):
+        volume = Volume.from_spacing(np.full((8, 8, 4), 10.0 if name == "a" else 900.0, np.float32), step, (0.0, 0.0, z0))
+        _write_part(tmp_path / name, f"shared/{keyword}/{name}", uid, volume, **{keyword: value})
+    series = group_series(discover(tmp_path).files)
+    assert [s.n_files for s in series] == [4, 4], [s.key for s in series]
+    assert all(criterion in (s.split_reason or "") for s in series)
+    for s in series:
+        report = check_geometry(s)
+        assert report.ok and report.slice_spacing == pytest.approx(5.0)  # each a volume of its own, 5 mm apart
+        assert np.unique(load_series(s).array).size == 1  # one reconstruction, not alternating ones
+
+
+def test_contiguous_acquisition_blocks_are_not_interleaved(tmp_path: Path) -> None:
+    uid = uid_from("blocks")
+    for name, acquisition, z0 in (("a", 1, 0.0), ("b", 2, 25.0)):  # two table positions of one helical volume
+        volume = Volume.from_spacing(np.zeros((8, 8, 10), np.float32), (0.8, 0.7, 2.5), (0.0, 0.0, z0))
+        _write_part(tmp_path / name, f"blocks/{name}", uid, volume, AcquisitionNumber=acquisition)
+    (series,) = group_series(discover(tmp_path).files)
+    assert series.n_files == 20 and series.split_reason is None and check_geometry(series).ok
