@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"config", "repro"},
     {"report"},
     {"io"},
-    {"metrics"},
+    {"metrics", "physics"},
     {"data"},
     {"baselines"},
     {"viz"},

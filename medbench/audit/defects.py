@@ -90,8 +90,9 @@ def build_defect_tree(cohort: Cohort, out_dir: str | os.PathLike[str]) -> pd.Dat
         # two series in one folder: write both beside each other, then merge the folders
         write_series(first.ct, tmp / ".two_ct", uid_seed="defects/two_series/ct", patient=patient,
                      series_description=f"{first.case_id} CT (two_series)", filename_pattern="CT{index:04d}.dcm")
-        write_series(first.t1, tmp / ".two_mr", modality="MR", uid_seed="defects/two_series/mr", series_number=2,
-                     patient=patient, series_description=f"{first.case_id} MR T1 (two_series)",
+        # the MR is on its own grid since phantom v2: resample it onto the CT grid so both series have one geometry
+        write_series(first.t1.resample_to(first.ct), tmp / ".two_mr", modality="MR", uid_seed="defects/two_series/mr",
+                     series_number=2, patient=patient, series_description=f"{first.case_id} MR T1 (two_series)",
                      filename_pattern="MR{index:04d}.dcm")
         (tmp / "two_series").mkdir()
         for part in (".two_ct", ".two_mr"):

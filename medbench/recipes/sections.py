@@ -9,11 +9,18 @@ from medbench.data.phantom import PhantomSpec
 
 
 class PhantomData(Section):
-    """Which synthetic cohort a notebook runs on (the ``data`` section; flat names ``data_*``)."""
+    """Which synthetic cohort a notebook runs on (the ``data`` section; flat names ``data_*``).
 
-    n_cases: int = Field(2, ge=1, description="Number of synthetic cases.")
-    image_size: list[int] = Field(default_factory=lambda: [64, 64, 32], description="Phantom grid (i, j, k) in voxels.")
-    spacing: list[float] = Field(default_factory=lambda: [1.5, 1.5, 3.0], description="Voxel spacing (i, j, k) in mm.")
+    The anatomy is in millimetres: ``image_size`` x ``spacing`` is the CT field
+    of view (keep it near 400 x 400 x 256 mm so the body fits); PET and MR
+    grids follow from it. Smoke: 6 cases at 6.25 x 6.25 x 8 mm (train 4 / val 1
+    / test 1); full: 24 cases at 1.5625 x 1.5625 x 3.2 mm.
+    """
+
+    n_cases: int = Field(6, ge=1, description="Number of synthetic cases (split 60/20/20 into train/val/test).")
+    image_size: list[int] = Field(default_factory=lambda: [64, 64, 32], description="CT grid (i, j, k) in voxels.")
+    spacing: list[float] = Field(default_factory=lambda: [6.25, 6.25, 8.0],
+                                 description="CT voxel spacing (i, j, k) in mm.")
 
     @field_validator("image_size")
     @classmethod

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from medbench import config
 from medbench.data import samples
-from medbench.data.phantom import LABEL_IDS, LABELS, Cohort, cohort_hash, load_cohort
+from medbench.data.phantom import LABEL_IDS, LABELS, Cohort, PhantomCase, cohort_hash, load_cohort
 from medbench.hashing import hash_path
 from medbench.image.volume import Volume
 from medbench.metrics import contrast_to_noise, label_statistics, point_distances, window_coverage
@@ -60,6 +60,7 @@ class TourData:
     digest: str
     cohort: Cohort | None = None
     landmarks: Any = None
+    case: PhantomCase | None = None
 
     @property
     def reference(self) -> Volume:
@@ -79,10 +80,10 @@ def load_tour_data(cfg: Params) -> TourData:
     cohort = load_cohort(cfg.data.spec(cfg.seed))
     case = cohort.case(0)
     volumes = {"CT": case.ct, "PET": case.pet, "MR T1": case.t1, "MR T2": case.t2}
-    # PET is on the CT grid; the MR images show the anatomy after the known CT->MR motion
-    label_maps = {"CT": case.labels, "PET": case.labels, "MR T1": case.labels_mr, "MR T2": case.labels_mr}
+    # each modality on its own grid with its own label map; MR shows the anatomy after the known CT->MR motion
+    label_maps = {"CT": case.labels, "PET": case.labels_pet, "MR T1": case.labels_mr, "MR T2": case.labels_mr}
     return TourData("phantom", volumes, label_maps, dict(LABELS), cohort.summary(), cohort_hash(cohort), cohort,
-                     case.landmarks)
+                     case.landmarks, case)
 
 
 def _mni152() -> TourData:
@@ -115,7 +116,8 @@ def contrast_table(data: TourData, pairs: tuple[tuple[str, str], ...] | None = N
     """
     if pairs is None:
         pairs = (("grey_matter", "white_matter"),) if data.source == "mni152" else (
-            ("liver", "spleen"), ("liver", "lesion"), ("kidney_left", "soft_tissue"), ("fat", "soft_tissue"))
+            ("liver", "spleen"), ("liver", "lesion_malignant"), ("liver", "lesion_cyst"), ("kidney_left", "muscle"),
+            ("fat", "soft_tissue"))
     ids = {name: value for value, name in data.label_names.items()}
     rows = {}
     for a, b in pairs:
@@ -129,6 +131,27 @@ def contrast_table(data: TourData, pairs: tuple[tuple[str, str], ...] | None = N
     return pd.DataFrame(rows).T
 
 
+#: Columns of :func:`cohort_table` (the per-case summary the tour shows).
+COHORT_COLUMNS = ("split", "label", "n_malignant", "n_ct_occult", "n_cyst", "liver_ml", "spleen_ml", "kidney_left_ml",
+                  "kidney_right_ml", "liver_hu", "ct_noise_hu")
+
+
+def cohort_table(data: TourData) -> pd.DataFrame:
+    """Per case: split, classification label, lesion counts, organ volumes (mL), liver HU, CT noise (HU)."""
+    if data.source != "phantom":
+        return data.summary
+    return data.summary[list(COHORT_COLUMNS)]
+
+
+def lesion_table(data: TourData) -> pd.DataFrame:
+    """The first case's lesions: class, host organ, size, CT contrast (occult or not), PET and T2 contrast."""
+    if data.case is None or not data.case.n_lesions:
+        return pd.DataFrame()
+    table = data.case.lesion_table()
+    table = table.assign(host=[LABELS[int(h)] for h in table["host"]])
+    return table[["class", "host", "diameter_mm", "ct_delta_hu", "ct_occult", "pet_peak_to_liver", "t2_to_host"]]
+
+
 #: What the checked-metrics cell prints, and why each number is checked.
 CHECKED: dict[str, str] = {
     "n_cases": "the cohort size the run used (a profile or parameter change shows here first)",
@@ -138,6 +161,10 @@ CHECKED: dict[str, str] = {
     "modality separates the two organs (the reason for multimodal imaging)",
     "mr_misalignment_mean_mm": "mean distance between the same landmarks on CT and MR before any registration: "
     "why 02_registration exists",
+    "lesions_malignant / lesions_cyst / lesions_ct_occult": "lesion counts over the cohort: how many malignant "
+    "lesions a CT alone cannot see (the reason for PET)",
+    "cases_train / cases_val / cases_test, cases_positive": "the split sizes and how many cases have a malignant "
+    "lesion (the classification label)",
     "cnr_grey_white_t1 (mni152)": "grey/white matter contrast of the real template",
 }
 
@@ -159,4 +186,11 @@ def checked_metrics(data: TourData) -> dict[str, Any]:
         metrics[f"cnr_liver_spleen_{key}"] = contrast_to_noise(vol.array, lab == liver, lab == spleen)
     if data.landmarks is not None:
         metrics["mr_misalignment_mean_mm"] = float(point_distances(data.landmarks.ct, data.landmarks.mr).mean())
+    s = data.summary
+    metrics["lesions_malignant"] = int(s["n_malignant"].sum())
+    metrics["lesions_cyst"] = int(s["n_cyst"].sum())
+    metrics["lesions_ct_occult"] = int(s["n_ct_occult"].sum())
+    for split in ("train", "val", "test"):
+        metrics[f"cases_{split}"] = int((s["split"] == split).sum())
+    metrics["cases_positive"] = int(s["label"].sum())
     return metrics
