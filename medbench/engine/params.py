@@ -37,7 +37,10 @@ class TrainParams(Section):
 class AugmentParams(Section):
     """The ``augment`` section (flat names ``augment_*``): probabilities and strengths of the random transforms."""
 
-    flip_prob: float = Field(0.5, ge=0, le=1, description="Probability of a flip along each axis.")
+    flip_prob: float = Field(
+        0.0, ge=0, le=1,
+        description="Probability of a flip along each axis (off by default: a left-right flip turns a left kidney "
+                    "into a right one, so it only suits tasks without laterality).")
     rotate_prob: float = Field(0.2, ge=0, le=1, description="Probability of a small rotation.")
     rotate_deg: float = Field(10.0, ge=0, le=45, description="Largest rotation about each axis (degrees).")
     elastic_prob: float = Field(0.0, ge=0, le=1, description="Probability of a 3D elastic deformation (slow on CPU).")

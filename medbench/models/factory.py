@@ -15,7 +15,7 @@ seconds; the full profile uses the published defaults or close to them).
                     ``dropout`` (the ViT patch size is 16 voxels, so the input patch must be a
                     multiple of 16)
 ``swin_unetr``      ``SwinUNETR``: ``feature_size`` (multiple of 12), ``window_size``,
-                    ``dropout`` (patch sides: multiples of 32, at least 64)
+                    ``dropout`` (patch sides: multiples of 32, one of them at least 64)
 ``segresnet``       ``SegResNet``: ``base_channels`` (init filters), ``dropout``
 ==================  =====================================================================
 
@@ -66,17 +66,25 @@ class ModelParams(Section):
         return self
 
 
-#: Smallest patch side: SwinUNETR's instance norm needs more than one voxel at its 1/32 bottleneck.
+#: SwinUNETR's instance norm needs more than one voxel at its 1/32 bottleneck: one side must be >= 64.
 PATCH_MINIMUM: dict[str, int] = {"swin_unetr": 64}
 
 
-def _check_patch(name: str, patch: Sequence[int]) -> None:
+def patch_problem(name: str, patch: Sequence[int]) -> str | None:
+    """Why ``patch`` does not suit architecture ``name`` (None when it does)."""
     m = PATCH_MULTIPLE[name]
     if any(int(p) % m for p in patch):
-        raise ConfigError(f"{name} needs an input patch whose sides are multiples of {m} voxels, got {list(patch)}")
+        return f"{name} needs an input patch whose sides are multiples of {m} voxels, got {list(patch)}"
     low = PATCH_MINIMUM.get(name, 0)
-    if any(int(p) < low for p in patch):
-        raise ConfigError(f"{name} needs an input patch of at least {low} voxels per side, got {list(patch)}")
+    if low and max(int(p) for p in patch) < low:
+        return f"{name} needs one patch side of at least {low} voxels (its bottleneck is 1/32), got {list(patch)}"
+    return None
+
+
+def _check_patch(name: str, patch: Sequence[int]) -> None:
+    problem = patch_problem(name, patch)
+    if problem:
+        raise ConfigError(problem)
 
 
 def build_model(params: ModelParams, in_channels: int, out_channels: int, patch: Sequence[int]) -> torch.nn.Module:

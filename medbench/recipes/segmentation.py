@@ -37,7 +37,7 @@ from medbench.errors import ConfigError
 from medbench.image.convert import from_metatensor
 from medbench.image.volume import Volume
 from medbench.metrics.calibration import expected_calibration_error, reliability_table, uncertainty_error_auroc
-from medbench.models.factory import PATCH_MINIMUM, PATCH_MULTIPLE, Architecture, ModelParams, forward_flops
+from medbench.models.factory import Architecture, ModelParams, forward_flops, patch_problem
 from medbench.recipes.sections import PhantomData
 
 NOTEBOOK = "04_segmentation"
@@ -91,16 +91,28 @@ class Params(config.Params):
     eval: EvalParams = Field(default_factory=EvalParams)
     threads: int = Field(2, ge=1, description="torch threads (pinned: float reductions depend on it).")
 
+    epochs_by_model: dict[str, int] = Field(
+        default_factory=dict, description="Epochs per architecture where it differs from train.epochs (a CPU budget).")
+
     @model_validator(mode="after")
     def _patch_fits_models(self) -> Params:
-        for name in self.models:
-            m, low = PATCH_MULTIPLE[name], PATCH_MINIMUM.get(name, 0)
-            if any(p % m or p < low for p in self.data.patch):
-                raise ValueError(f"data.patch {self.data.patch} does not suit {name} (sides: multiples of {m}"
-                                 + (f", at least {low}" if low else "") + ")")
         if not self.models:
             raise ValueError("models is empty")
+        for name in self.models:
+            problem = patch_problem(name, self.data.patch)
+            if problem:
+                raise ValueError(f"data.patch: {problem}")
+        unknown = sorted(set(self.epochs_by_model) - set(self.models))
+        if unknown:
+            raise ValueError(f"epochs_by_model names {unknown}, which are not in models {self.models}")
+        if any(v < 1 for v in self.epochs_by_model.values()):
+            raise ValueError("epochs_by_model values must be >= 1")
         return self
+
+    def train_for(self, name: str) -> TrainParams:
+        """The train section for one architecture (its epochs from ``epochs_by_model`` when given)."""
+        epochs = self.epochs_by_model.get(name)
+        return self.train if epochs is None else self.train.model_copy(update={"epochs": epochs})
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -134,11 +146,7 @@ def load_data(cfg: Params) -> SegData:
         from medbench.data.phantom import cohort_hash
 
         cohort = load_cohort(cfg.data.spec(cfg.seed))
-        splits = cohort.splits() if hasattr(cohort, "splits") else None
-        if splits is None:
-            tr, va, te = _split(len(cohort), cfg.seed)
-            splits = {"train": [cohort.case_ids[i] for i in tr], "val": [cohort.case_ids[i] for i in va],
-                      "test": [cohort.case_ids[i] for i in te]}
+        splits = cohort.split
         lists = {k: phantom_datalist(cohort, cfg.data.modalities, cases=v) for k, v in splits.items()}
         return SegData(lists["train"], lists["val"], lists["test"], dict(LABELS), cohort_hash(cohort), cohort)
     entries = manifest_datalist(cfg.data.source)
@@ -186,8 +194,8 @@ def train(cfg: Params, run: Any = None, data: SegData | None = None, seg: Segmen
         size = (1, len(seg.modalities), *seg.patch)
         params_m = sum(p.numel() for p in model.parameters()) / 1e6
         gflops = forward_flops(model, size) / 1e9
-        result = fit(model, seg.task, seg.train_dataset, seg.val_dataset, cfg.train, seed=cfg.seed + n, run=run,
-                     name=name)
+        result = fit(model, seg.task, seg.train_dataset, seg.val_dataset, cfg.train_for(name), seed=cfg.seed + n,
+                     run=run, name=name)
         out[name] = Trained(name, model, result, params_m, gflops)
     return out
 
@@ -209,23 +217,39 @@ class BaselineResult:
 
 
 def baseline(cfg: Params, data: SegData, seg: SegmentationSetup) -> BaselineResult:
-    """The best non-learning baseline (chosen on training cases, never on test), scored on the test cases."""
+    """The best non-learning baseline, fitted on training cases (never on test) and scored on the test cases.
+
+    Organs: the better of the threshold rule and the image-free atlas
+    (:func:`medbench.baselines.best_segmentation_baseline`, chosen on the
+    validation cases). Malignant lesions, when PET is an input: the CT+PET
+    rule fitted on the training cases. Cysts have no non-learning rule here
+    (their row stays empty rather than borrowing a number).
+    """
     from medbench import baselines
 
     if data.cohort is None:
         raise ConfigError("the non-learning baselines need the phantom cohort (data_source='phantom')")
     cohort = data.cohort
-    train_ids = [e["case_id"] for e in data.train]
-    test_ids = [e["case_id"] for e in data.test]
     ids = {name: value for value, name in data.label_names.items()}
-    classes = {ids[c]: c for c in cfg.data.classes}
-    name, predictions = baselines.best_segmentation_baseline(
-        [cohort.case(i) for i in train_ids], [cohort.case(i) for i in test_ids], classes)
+    train_cases = [cohort.case(e["case_id"]) for e in data.train]
+    val_cases = [cohort.case(e["case_id"]) for e in data.val]
+    test_cases = [cohort.case(e["case_id"]) for e in data.test]
+    organ_ids = [ids[c] for c in cfg.data.classes if c in ORGANS]
+    name, predictions = baselines.best_segmentation_baseline(train_cases, test_cases, organ_ids, val=val_cases)
+    scored = {ids[c]: c for c in cfg.data.classes if c in ORGANS}
+    if "lesion_malignant" in cfg.data.classes and "pet" in cfg.data.modalities:
+        params = baselines.fit_ct_pet_lesion_rule(train_cases)
+        for case in test_cases:
+            lesion = baselines.ct_pet_lesion_rule(case, **params).array > 0
+            pred = predictions[case.case_id]
+            arr = np.where(lesion, ids["lesion_malignant"], pred.array).astype(pred.array.dtype)
+            predictions[case.case_id] = pred.with_array(arr)
+        scored[ids["lesion_malignant"]] = "lesion_malignant"
+        name = f"{name} + CT+PET lesion rule"
     rows = []
-    for cid in test_ids:
-        truth = cohort.case(cid).labels
-        scores = metrics.dice(predictions[cid], truth, classes)
-        rows.append({"case_id": cid, **{f"dice_{c}": v for c, v in scores.items()}})
+    for case in test_cases:
+        scores = metrics.dice(predictions[case.case_id], case.labels, scored)
+        rows.append({"case_id": case.case_id, **{f"dice_{c}": v for c, v in scores.items()}})
     return BaselineResult(name, pd.DataFrame(rows).set_index("case_id"))
 
 
@@ -286,6 +310,8 @@ def _summary(part: pd.DataFrame, fg: Mapping[int, str], dice_only: bool = False)
     out: dict[str, float] = {}
     organ_means = []
     for cls in fg.values():
+        if f"dice_{cls}" not in part:  # e.g. a class the baseline has no rule for
+            continue
         ci = metrics.mean_ci(part[f"dice_{cls}"])
         out[f"dice_{cls}"] = ci.mean
         out[f"dice_{cls}_ci"] = (ci.high - ci.low) / 2 if ci.n > 1 else float("nan")
