@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from monai.transforms import MapTransform
+
 from medbench.errors import ConfigError
 from medbench.image.windowing import WINDOW_PRESETS
 
@@ -50,10 +52,14 @@ AUGMENT_KEYS = ("flip_prob", "rotate_prob", "rotate_deg", "elastic_prob", "inten
                 "intensity_shift")
 
 
-class NormaliseChannelsd:
-    """Normalise each channel of ``keys`` by its modality's rule (:data:`MODALITY_NORMALISATION`)."""
+class NormaliseChannelsd(MapTransform):
+    """Normalise each channel of ``keys`` by its modality's rule (:data:`MODALITY_NORMALISATION`).
+
+    A deterministic MONAI ``MapTransform``, so ``CacheDataset`` caches its output.
+    """
 
     def __init__(self, keys: Sequence[str], modalities: Sequence[str]) -> None:
+        super().__init__(list(keys))
         unknown = [m for m in modalities if m not in MODALITY_NORMALISATION]
         if unknown:
             raise ConfigError(f"no normalisation rule for modality {unknown}; known: {sorted(MODALITY_NORMALISATION)}")
@@ -108,11 +114,16 @@ def segmentation_transforms(
     if spacing is not None:
         steps.append(mt.Spacingd(keys, pixdim=list(spacing), mode=["bilinear", "nearest"][: len(keys)]))
     if remap is not None and with_label:
+        if not isinstance(remap, mt.Transform) or isinstance(remap, mt.Randomizable):
+            raise ConfigError("remap must be a deterministic MONAI Transform (so CacheDataset can cache it)")
         steps.append(remap)
     steps += [NormaliseChannelsd(["image"], modalities), mt.EnsureTyped(keys, dtype=torch.float32)]
     if with_label:
         steps.append(mt.EnsureTyped(["label"], dtype=torch.int64))
     steps.append(mt.SpatialPadd(keys, spatial_size=patch))
+    if train and with_label:
+        # where each class is, computed once per volume in the cached part (not at every crop)
+        steps.append(mt.ClassesToIndicesd("label", num_classes=n_classes, indices_postfix="_cls_indices"))
     if train:
         if not with_label:
             raise ConfigError("training transforms need labels")
@@ -125,7 +136,8 @@ def segmentation_transforms(
             raise ConfigError(f"class_ratios has {len(ratios)} entries for {n_classes} classes")
         steps.append(mt.RandCropByLabelClassesd(keys, label_key="label", spatial_size=patch, num_classes=n_classes,
                                                 ratios=ratios, num_samples=samples_per_volume,
-                                                warn=False, allow_smaller=False))
+                                                indices_key="label_cls_indices", warn=False, allow_smaller=False))
+        steps.append(mt.DeleteItemsd("label_cls_indices"))
         if a["flip_prob"] > 0:
             steps += [mt.RandFlipd(keys, prob=a["flip_prob"], spatial_axis=axis) for axis in range(3)]
         if a["rotate_prob"] > 0 and a["rotate_deg"] > 0:

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from monai.transforms import MapTransform
+
 from medbench.data.transforms import cached_dataset, segmentation_transforms
 from medbench.engine.params import AugmentParams, TrainParams
 from medbench.engine.tasks import SegmentationTask
@@ -23,10 +25,11 @@ from medbench.errors import ConfigError
 from medbench.models.factory import ModelParams, build_model
 
 
-class RemapLabelsd:
-    """Map source label ids to contiguous class ids (unlisted ids become background 0)."""
+class RemapLabelsd(MapTransform):
+    """Map source label ids to contiguous class ids (unlisted ids become background 0); deterministic, cached."""
 
     def __init__(self, key: str, mapping: Mapping[int, int]) -> None:
+        super().__init__([key])
         self.key = key
         size = max(int(k) for k in mapping) + 1 if mapping else 1
         self.table = np.zeros(max(size, 1), np.int64)

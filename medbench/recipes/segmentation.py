@@ -49,8 +49,13 @@ LESIONS = ("lesion_malignant", "lesion_cyst")
 
 
 class SegDataParams(PhantomData):
-    """The ``data`` section: which data, which input modalities, which classes, which patch."""
+    """The ``data`` section: which data, which input modalities, which classes, which patch.
 
+    Smoke: 10 phantom cases (6 train / 2 val / 2 test) on the 6.25 mm smoke grid, one
+    64 x 64 x 32 patch = the whole volume (every architecture accepts it).
+    """
+
+    n_cases: int = Field(10, ge=3, description="Number of synthetic cases (split 60/20/20 into train/val/test).")
     source: str = Field("phantom", description="'phantom', or a dataset manifest name (data_manifests/*.yaml).")
     modalities: list[str] = Field(default_factory=lambda: ["ct", "pet"],
                                   description="Input channels (phantom: resampled onto the CT grid).")
@@ -58,7 +63,7 @@ class SegDataParams(PhantomData):
     rare_classes: list[str] = Field(default_factory=lambda: list(LESIONS),
                                     description="Classes whose patches are sampled more often (label-balanced crops).")
     rare_weight: float = Field(3.0, gt=0, description="Sampling weight of the rare classes (others: 1).")
-    patch: list[int] = Field(default_factory=lambda: [64, 64, 64], description="Training patch (i, j, k) in voxels.")
+    patch: list[int] = Field(default_factory=lambda: [64, 64, 32], description="Training patch (i, j, k) in voxels.")
 
     @field_validator("patch")
     @classmethod
@@ -85,14 +90,18 @@ class Params(config.Params):
     data: SegDataParams = Field(default_factory=SegDataParams)
     models: list[Architecture] = Field(default_factory=lambda: list(DEFAULT_MODELS),
                                        description="Architectures to train and compare (the first gets uncertainty).")
-    model: ModelParams = Field(default_factory=ModelParams)
-    train: TrainParams = Field(default_factory=TrainParams)
+    model: ModelParams = Field(default_factory=lambda: ModelParams(
+        base_channels=8, num_res_units=1, feature_size=12, hidden_size=96, mlp_dim=192, num_heads=4, dropout=0.1))
+    train: TrainParams = Field(default_factory=lambda: TrainParams(epochs=60, lr=1e-2, samples_per_volume=1))
     augment: AugmentParams = Field(default_factory=AugmentParams)
     eval: EvalParams = Field(default_factory=EvalParams)
     threads: int = Field(2, ge=1, description="torch threads (pinned: float reductions depend on it).")
 
     epochs_by_model: dict[str, int] = Field(
-        default_factory=dict, description="Epochs per architecture where it differs from train.epochs (a CPU budget).")
+        default_factory=lambda: {"unet": 40, "attention_unet": 14, "segresnet": 14, "unetr": 10, "swin_unetr": 3},
+        description="Epochs per architecture where it differs from train.epochs (the smoke profile's CPU budget: "
+                    "at smoke every row gets about the same CPU time, so the slower architectures see fewer "
+                    "epochs; the full profile trains every row to convergence).")
 
     @model_validator(mode="after")
     def _patch_fits_models(self) -> Params:
@@ -423,6 +432,23 @@ def checked_metrics(evaluation: Evaluation, unc: Uncertainty, base: BaselineResu
 
 
 # -- tables for the notebook ------------------------------------------------------------------------
+def lesion_table(data: SegData) -> pd.DataFrame:
+    """The training cases' lesions: class, size, CT contrast (HU, CT-occult when |dHU| <= 5), PET and T2 contrast.
+
+    ``voxels_ml`` is the lesion's volume on the CT grid: lesions smaller than
+    a voxel of the grid vanish from its label map (the smoke grid's 6.25 mm
+    voxels cannot hold a 5 mm lesion; the full profile's 1.6 mm voxels can).
+    """
+    if data.cohort is None:
+        raise ConfigError("lesion_table needs the phantom cohort")
+    table = data.cohort.lesions()
+    train = {e["case_id"] for e in data.train}
+    cols = ["case_id", "class", "diameter_mm", "ct_delta_hu", "ct_occult", "pet_peak_to_liver", "t2_to_host",
+            "volume_ml"]
+    out = table[table["case_id"].isin(train)][cols].rename(columns={"volume_ml": "voxels_ml"})
+    return out.reset_index(drop=True)
+
+
 def model_table(cfg: Params, seg: SegmentationSetup) -> pd.DataFrame:
     """Parameters (millions) and forward GFLOPs of every architecture at the run's patch size."""
     rows = []
