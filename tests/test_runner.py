@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medbench import runner
+from medbench import recipes, runner
 
 
 def _notebook(cells: list[str], path: Path) -> None:
@@ -58,7 +58,8 @@ def test_failure_is_isolated_reported_and_indexed(stand_ins: Path) -> None:
     assert "ValueError: planted failure" in by_name["00_tour"].error
     ok = by_name["01_data_audit"]
     assert ok.status == "completed"
-    assert json.loads((ok.run_dir / "metrics.json").read_text()) == {"answer": 3.5, "cases": 2}
+    smoke_cases = recipes.defaults("01_data_audit")["data_n_cases"]  # the smoke profile is injected
+    assert json.loads((ok.run_dir / "metrics.json").read_text()) == {"answer": 3.5, "cases": smoke_cases}
     for name in ("executed.ipynb", "executed.html", "params.yaml", "run.json"):
         assert (ok.run_dir / name).is_file(), name
     record = json.loads((ok.run_dir / "run.json").read_text())

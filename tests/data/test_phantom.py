@@ -309,7 +309,7 @@ def test_deformation_is_breathing_with_sliding(cases: list[PhantomCase]) -> None
 
 # -- classification, cue, splits, shift -----------------------------------------------------------------------
 def test_cause_and_planted_cue() -> None:
-    base = dict(n_cases=10, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0))
+    base = dict(n_cases=10, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0), pet_spacing=(10.0, 10.0, 10.0))
     spec, plain = PhantomSpec(**base, spurious_cue=True), PhantomSpec(**base)
     seen = []
     for i in range(spec.n_cases):
@@ -328,11 +328,11 @@ def test_cause_and_planted_cue() -> None:
     train = [(label, cue) for split, label, cue in seen if split == "train"]
     agree = np.mean([label == cue for label, cue in train])
     assert agree >= 0.8  # correlated with the label in the chosen split (0.9 by construction)
-    assert generate_case(PhantomSpec(n_cases=2, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0)), 0).cue_mask().array.sum() == 0
+    assert generate_case(PhantomSpec(**{**base, "n_cases": 2}), 0).cue_mask().array.sum() == 0
 
 
 def test_shifted_test_cases_keep_the_anatomy() -> None:
-    base = dict(n_cases=3, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0))
+    base = dict(n_cases=3, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0), pet_spacing=(10.0, 10.0, 10.0))
     plain = PhantomSpec(**base)
     index = next(i for i in range(3) if generate_case(plain, i).split == "test")
     ref = generate_case(plain, index)

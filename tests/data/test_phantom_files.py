@@ -31,7 +31,7 @@ from medbench.data.phantom import files as files_mod
 from medbench.data.phantom import spec as spec_mod
 from medbench.errors import ConfigError, DataError
 
-SMALL = PhantomSpec(n_cases=3, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0))
+SMALL = PhantomSpec(n_cases=3, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0), pet_spacing=(10.0, 10.0, 10.0))
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +238,8 @@ def test_cohort_summary_matches_an_independent_measurement(tmp_path: Path) -> No
 
 def test_medbench_cache_env_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "envcache"))
-    spec = PhantomSpec(n_cases=1, shape=(16, 16, 8), spacing=(25.0, 25.0, 32.0), seed=3)
+    spec = PhantomSpec(n_cases=1, shape=(16, 16, 8), spacing=(25.0, 25.0, 32.0), pet_spacing=(20.0, 20.0, 20.0),
+                       seed=3)
     cohort = load_cohort(spec)
     assert cohort.root == tmp_path / "envcache" / "phantom" / spec.key()
     assert (cohort.root / "case000" / "ct.nii.gz").is_file()
