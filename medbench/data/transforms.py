@@ -24,12 +24,13 @@ Every random transform owns its random state (MONAI ``Randomizable``);
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+import contextlib
+import warnings
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-
 from monai.transforms import MapTransform
 
 from medbench.errors import ConfigError
@@ -63,7 +64,6 @@ class NormaliseChannelsd(MapTransform):
         unknown = [m for m in modalities if m not in MODALITY_NORMALISATION]
         if unknown:
             raise ConfigError(f"no normalisation rule for modality {unknown}; known: {sorted(MODALITY_NORMALISATION)}")
-        self.keys = list(keys)
         self.rules = [MODALITY_NORMALISATION[m] for m in modalities]
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -83,6 +83,16 @@ class NormaliseChannelsd(MapTransform):
                 out[c] = normed.clamp(0.0, 1.0) if isinstance(normed, torch.Tensor) else np.clip(normed, 0.0, 1.0)
             d[key] = out
         return d
+
+
+@contextlib.contextmanager
+def quiet_monai_readers() -> Iterator[None]:
+    """Silence MONAI's notice that the optional GPU DICOM decoder (nvImageCodec) is absent: it does not apply
+    to NIfTI loading and would otherwise be printed into every notebook that loads data."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+        warnings.filterwarnings("ignore", message=".*NvImgCodec.*")
+        yield
 
 
 def segmentation_transforms(
@@ -107,8 +117,10 @@ def segmentation_transforms(
 
     keys = ["image", "label"] if with_label else ["image"]
     patch = [int(p) for p in patch]
+    with quiet_monai_readers():
+        loader = mt.LoadImaged(keys, ensure_channel_first=True, image_only=True)
     steps: list[Any] = [
-        mt.LoadImaged(keys, ensure_channel_first=True, image_only=True),
+        loader,
         mt.Orientationd(keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
     ]
     if spacing is not None:
@@ -159,7 +171,8 @@ def cached_dataset(datalist: Sequence[Mapping[str, Any]], transform: Any, *, cac
     """A MONAI ``CacheDataset`` (deterministic transforms run once, in this process) with seeded random transforms."""
     from monai.data import CacheDataset
 
-    ds = CacheDataset(list(datalist), transform=transform, cache_rate=cache_rate, num_workers=0, progress=False,
-                      copy_cache=True)
+    with quiet_monai_readers():
+        ds = CacheDataset(list(datalist), transform=transform, cache_rate=cache_rate, num_workers=0, progress=False,
+                          copy_cache=True)
     transform.set_random_state(seed=seed)
     return ds

@@ -42,9 +42,10 @@ from medbench.engine import distributed as dist
 from medbench.engine.params import TrainParams
 from medbench.engine.progress import Progress
 from medbench.errors import ConfigError, DataError
+from medbench.report.run import ENV_HEADLESS
 
 #: Environment variable set by ``medbench run`` / ``medbench notebooks``: no progress bars.
-HEADLESS_ENV = "MEDBENCH_HEADLESS"
+HEADLESS_ENV = ENV_HEADLESS
 
 
 class Task(Protocol):

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from monai.transforms import MapTransform
 
 from medbench.data.transforms import cached_dataset, segmentation_transforms

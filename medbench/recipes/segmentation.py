@@ -37,7 +37,7 @@ from medbench.errors import ConfigError
 from medbench.image.convert import from_metatensor
 from medbench.image.volume import Volume
 from medbench.metrics.calibration import expected_calibration_error, reliability_table, uncertainty_error_auroc
-from medbench.models.factory import Architecture, ModelParams, forward_flops, patch_problem
+from medbench.models.factory import ARCHITECTURES, Architecture, ModelParams, forward_flops, patch_problem
 from medbench.recipes.sections import PhantomData
 
 NOTEBOOK = "04_segmentation"
@@ -111,9 +111,10 @@ class Params(config.Params):
             problem = patch_problem(name, self.data.patch)
             if problem:
                 raise ValueError(f"data.patch: {problem}")
-        unknown = sorted(set(self.epochs_by_model) - set(self.models))
+        unknown = sorted(set(self.epochs_by_model) - set(ARCHITECTURES))
         if unknown:
-            raise ValueError(f"epochs_by_model names {unknown}, which are not in models {self.models}")
+            raise ValueError(f"epochs_by_model names {unknown}, which are not architectures "
+                             f"({', '.join(ARCHITECTURES)})")
         if any(v < 1 for v in self.epochs_by_model.values()):
             raise ValueError("epochs_by_model values must be >= 1")
         return self

@@ -40,7 +40,6 @@ def training_curves(histories: Mapping[str, pd.DataFrame], metric: str = "val_di
     ax_loss.set(xlabel="epoch", ylabel="training loss", title="loss")
     ax_val.set(xlabel="epoch", ylabel=metric.replace("_", " "), title="validation")
     ax_val.legend(fontsize="small")
-    fig.tight_layout()
     return fig
 
 
@@ -107,7 +106,6 @@ def uncertainty_panels(image: Volume, entropy: Volume, error: Volume, *, axis: i
     ax_err.imshow(display_slice(err, axis, index), cmap="Reds", vmin=0, vmax=1, aspect=aspect, origin="upper")
     ax_err.set_title("errors", fontsize="small")
     ax_err.set_axis_off()
-    fig.tight_layout()
     return fig
 
 
@@ -127,5 +125,4 @@ def reliability_diagram(table: pd.DataFrame, ece: float | None = None) -> Figure
     ax_n.bar(centres, used["count"], width=widths, color="0.5")
     ax_n.set(xlabel="confidence", ylabel="voxels")
     ax_n.set_yscale("log")
-    fig.tight_layout()
     return fig
