@@ -25,6 +25,7 @@ Every random transform owns its random state (MONAI ``Randomizable``);
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Any
@@ -89,10 +90,16 @@ class NormaliseChannelsd(MapTransform):
 def quiet_monai_readers() -> Iterator[None]:
     """Silence MONAI's notice that the optional GPU DICOM decoder (nvImageCodec) is absent: it does not apply
     to NIfTI loading and would otherwise be printed into every notebook that loads data."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
-        warnings.filterwarnings("ignore", message=".*NvImgCodec.*")
-        yield
+    logger = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+            warnings.filterwarnings("ignore", message=".*NvImgCodec.*")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def segmentation_transforms(
