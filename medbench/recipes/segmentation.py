@@ -125,6 +125,15 @@ class Params(config.Params):
         return self.train if epochs is None else self.train.model_copy(update={"epochs": epochs})
 
 
+#: A functional run in seconds (one small UNet on a coarse 5-case cohort): used by the tests that execute
+#: every notebook twice in one kernel; its numbers mean nothing.
+QUICK: dict[str, Any] = {
+    "models": ["unet"], "epochs_by_model": {}, "train_epochs": 2, "data_n_cases": 5,
+    "data_image_size": [32, 32, 16], "data_spacing": [12.5, 12.5, 16.0], "data_patch": [32, 32, 16],
+    "eval_mc_samples": 2,
+}
+
+
 # -- data ---------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class SegData:

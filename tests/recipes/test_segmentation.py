@@ -72,3 +72,8 @@ def test_checked_metrics_known_answers() -> None:
     for key in m:
         stem = key.split("_")[0]
         assert stem in documented or key.startswith("baseline"), key
+
+
+def test_quick_parameters_are_valid_and_small() -> None:
+    cfg = seg.Params.validate_values(seg.QUICK)
+    assert cfg.models == ["unet"] and cfg.train_for("unet").epochs <= 2 and cfg.data.n_cases <= 5
