@@ -48,6 +48,53 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    """Train a notebook's models from the command line: the recipe's own ``train`` (the notebook's code path).
+
+    Runs unchanged under ``torchrun --nproc_per_node N -m medbench.cli train NB``:
+    every process trains its shard; rank 0 alone writes the run folder.
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    from medbench import config, recipes, report
+    from medbench.engine import distributed
+    from medbench.errors import ConfigError
+    from medbench.report.run import ENV_OVERRIDES, ENV_PROFILE, ENV_RUN_DIR
+
+    stem = recipes.resolve_notebook(args.notebook)
+    module = recipes.recipe(stem)
+    if not hasattr(module, "train"):
+        trainable = [nb for nb in recipes.NOTEBOOKS if hasattr(recipes.recipe(nb), "train")]
+        raise ConfigError(f"{stem} trains nothing; notebooks that train: {', '.join(trainable) or 'none'}")
+    overrides = dict(config.parse_override(p) for p in args.param)
+    cfg = recipes.resolve(stem, args.profile, overrides)
+    distributed.init()
+    try:
+        run = None
+        if distributed.is_main():
+            out = Path(args.out) if args.out else report.reports_root() / stem / f"train-{args.profile}"
+            os.environ[ENV_RUN_DIR] = str(out)
+            os.environ[ENV_PROFILE] = args.profile
+            os.environ[ENV_OVERRIDES] = json.dumps(recipes.changed_parameters(stem, args.profile, cfg))
+            run = report.start_run(cfg, threads=args.threads)
+        elif args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        results = module.train(cfg, run)
+        if run is not None:
+            summary = module.train_summary(results) if hasattr(module, "train_summary") else {}
+            run.finish(summary)
+            print(report.format_metrics(summary))
+            print(f"run folder: {run.run_dir}")
+        distributed.barrier()
+    finally:
+        distributed.shutdown()
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from medbench.bench import BENCHMARKS, run_benchmark
 
@@ -87,6 +134,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("phantom", help="generate (or find cached) the synthetic cohort of a profile")
     p.add_argument("--profile", default="smoke")
     p.set_defaults(func=_cmd_phantom)
+
+    p = sub.add_parser("train", help="train a notebook's models from the command line (works under torchrun)")
+    p.add_argument("notebook", metavar="NOTEBOOK", help="e.g. 04_segmentation")
+    p.add_argument("--profile", default="smoke", help="parameter profile (smoke, full)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter (repeatable), e.g. -p train.epochs=3")
+    p.add_argument("--out", default=None, help="run folder (default reports/NOTEBOOK/train-PROFILE)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per process")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("bench", help="run a named benchmark (or 'all') into reports/bench/NAME/")
     p.add_argument("name")

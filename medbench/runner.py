@@ -42,7 +42,7 @@ import yaml
 from medbench import config, recipes
 from medbench.atomic import atomic_dir, write_text
 from medbench.errors import ConfigError, RunError
-from medbench.report.run import ENV_OVERRIDES, ENV_PROFILE, ENV_RUN_DIR, finalise, reports_root
+from medbench.report.run import ENV_HEADLESS, ENV_OVERRIDES, ENV_PROFILE, ENV_RUN_DIR, finalise, reports_root
 
 #: What the kernel process printed during a run (kept out of the progress output).
 KERNEL_LOG = "kernel.log"
@@ -194,7 +194,8 @@ def new_run_id(profile: str) -> str:
 @contextlib.contextmanager
 def _run_environment(run_dir: Path, profile: str, overrides: Mapping[str, Any]) -> Iterator[None]:
     """Tell the kernel where its run goes (read by :func:`medbench.report.start_run`)."""
-    values = {ENV_RUN_DIR: str(run_dir), ENV_PROFILE: profile, ENV_OVERRIDES: json.dumps(dict(overrides), sort_keys=True)}
+    values = {ENV_RUN_DIR: str(run_dir), ENV_PROFILE: profile, ENV_OVERRIDES: json.dumps(dict(overrides), sort_keys=True),
+              ENV_HEADLESS: "1"}
     before = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -312,17 +313,20 @@ def refresh_in_place(names: Sequence[str], *, progress: bool = True) -> list[Pat
         scratch.mkdir(parents=True)
         out = scratch / src.name
         env_before = os.environ.get("MEDBENCH_REPORTS")
+        headless_before = os.environ.get(ENV_HEADLESS)
         os.environ["MEDBENCH_REPORTS"] = str(scratch / "reports")
+        os.environ[ENV_HEADLESS] = "1"  # no progress bars in committed outputs
         try:
             pm.execute_notebook(str(src), str(out), kernel_name=kernel_name(), progress_bar=progress,
                                 cwd=str(src.parent), kernel_manager_class=kernel_manager_for(scratch / KERNEL_LOG))
         except Exception as exc:
             raise RunError(_failure_message(stem, exc)) from None
         finally:
-            if env_before is None:
-                os.environ.pop("MEDBENCH_REPORTS", None)
-            else:
-                os.environ["MEDBENCH_REPORTS"] = env_before
+            for key, value in (("MEDBENCH_REPORTS", env_before), (ENV_HEADLESS, headless_before)):
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
         normalise_notebook(out)
         write_text(src, out.read_text(encoding="utf-8"))
         shutil.rmtree(scratch, ignore_errors=True)

@@ -16,7 +16,9 @@ Empty-structure convention (stated once, used everywhere):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,14 @@ def _spacing(truth: Volume | np.ndarray, spacing: Sequence[float] | None) -> tup
     if isinstance(truth, Volume):
         return truth.spacing
     return (1.0,) * np.asarray(truth).ndim
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """MONAI 1.6 warns about a deprecated argument inside its own surface-distance helper; not ours to act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy.*", category=FutureWarning)
+        yield
 
 
 def _masks(p: np.ndarray, t: np.ndarray, value: int) -> tuple[Any, Any]:
@@ -90,8 +100,9 @@ def hd95(
         if edge is not None:
             out[name] = edge
             continue
-        out[name] = float(compute_hausdorff_distance(pm, tm, include_background=True, percentile=95,
-                                                     spacing=list(sp))[0, 0])
+        with _quiet():
+            out[name] = float(compute_hausdorff_distance(pm, tm, include_background=True, percentile=95,
+                                                         spacing=list(sp))[0, 0])
     return out
 
 
@@ -118,6 +129,7 @@ def surface_dice(
         if edge is not None:
             out[name] = edge
             continue
-        out[name] = float(compute_surface_dice(pm, tm, class_thresholds=[float(tolerance_mm)],
-                                               include_background=True, spacing=list(sp))[0, 0])
+        with _quiet():
+            out[name] = float(compute_surface_dice(pm, tm, class_thresholds=[float(tolerance_mm)],
+                                                   include_background=True, spacing=list(sp))[0, 0])
     return out

@@ -54,6 +54,8 @@ METRIC_DECIMALS = 6
 ENV_RUN_DIR = "MEDBENCH_RUN_DIR"
 ENV_PROFILE = "MEDBENCH_RUN_PROFILE"
 ENV_OVERRIDES = "MEDBENCH_RUN_OVERRIDES"
+#: Set for kernels that run headless (``medbench run`` / ``medbench notebooks``): no progress bars.
+ENV_HEADLESS = "MEDBENCH_HEADLESS"
 
 RUN_RECORD = "run.json"
 METRICS_FILE = "metrics.json"
