@@ -8,12 +8,16 @@ units and its edge cases, and has a test with a known answer.
 * :mod:`~medbench.metrics.intensity`: window coverage and contrast-to-noise ratio;
 * :mod:`~medbench.metrics.geometry`: landmark distances (TRE);
 * :mod:`~medbench.metrics.segmentation`: Dice, HD95 (mm) and surface Dice per class;
-* :mod:`~medbench.metrics.stats`: mean with a confidence interval over cases.
+* :mod:`~medbench.metrics.stats`: mean with a confidence interval over cases;
+* :mod:`~medbench.metrics.image_quality`: PSNR / SSIM (data range stated), noise SD in flat regions,
+  planted-lesion fidelity (contrast recovery, lesions erased / created). The noise power spectrum is
+  :func:`medbench.physics.noise_power_spectrum`.
 """
 
 from __future__ import annotations
 
 from medbench.metrics.geometry import point_distances, tre_summary
+from medbench.metrics.image_quality import flat_mask, lesion_fidelity, noise_sd, psnr, ssim
 from medbench.metrics.intensity import contrast_to_noise, window_coverage, window_coverage_table
 from medbench.metrics.segmentation import dice, hd95, surface_dice
 from medbench.metrics.stats import MeanCI, mean_ci
@@ -23,6 +27,11 @@ __all__ = [
     "MeanCI",
     "contrast_to_noise",
     "dice",
+    "flat_mask",
+    "lesion_fidelity",
+    "noise_sd",
+    "psnr",
+    "ssim",
     "hd95",
     "mean_ci",
     "surface_dice",
