@@ -49,7 +49,10 @@ class RestorationModelParams(Section):
 
 
 class RedCNN(torch.nn.Module):
-    """Residual encoder-decoder CNN (module doc): unpadded 3x3 (de)convolutions, ReLU, mirrored shortcuts."""
+    """Residual encoder-decoder CNN (module doc): unpadded 3x3 (de)convolutions, ReLU, mirrored shortcuts.
+
+    The last transposed convolution starts at zero, so the untrained network is the identity.
+    """
 
     def __init__(self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1, channels: int = 32,
                  depth: int = 4) -> None:
@@ -66,6 +69,7 @@ class RedCNN(torch.nn.Module):
             Convolution(spatial_dims, channels, out_channels if n == depth - 1 else channels, kernel_size=3,
                         padding=0, is_transposed=True, act=None, norm=None, conv_only=True) for n in range(depth))
         self.relu = torch.nn.ReLU()
+        zero_output_layers(self.decoder[-1], out_channels)  # starts as the identity (the shortcut from the input)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcuts = {0: x}
@@ -84,12 +88,27 @@ class RedCNN(torch.nn.Module):
         return h
 
 
-class Residual(torch.nn.Module):
-    """``x + body(x)``: the body predicts the correction (the noise, with its sign flipped)."""
+def zero_output_layers(net: torch.nn.Module, out_channels: int) -> torch.nn.Module:
+    """Zero the weights and biases of every convolution producing ``out_channels`` channels (the output layers).
 
-    def __init__(self, body: torch.nn.Module) -> None:
+    A residual network then starts as the identity (its correction is 0)
+    instead of adding a random image of the input's magnitude: training
+    starts from the input's quality rather than far below it.
+    """
+    for module in net.modules():
+        if isinstance(module, torch.nn.modules.conv._ConvNd) and module.out_channels == out_channels:
+            torch.nn.init.zeros_(module.weight)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+    return net
+
+
+class Residual(torch.nn.Module):
+    """``x + body(x)``: the body predicts the correction (the noise, with its sign flipped); starts as identity."""
+
+    def __init__(self, body: torch.nn.Module, out_channels: int = 1) -> None:
         super().__init__()
-        self.body = body
+        self.body = zero_output_layers(body, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = x + self.body(x)
@@ -130,7 +149,7 @@ def build_restoration_model(
     if residual:
         if in_channels != out_channels:
             raise ConfigError(f"a residual {name} needs in_channels == out_channels, got {in_channels}, {out_channels}")
-        return Residual(body)
+        return Residual(body, out_channels)
     return body
 
 

@@ -38,6 +38,24 @@ def pair_dataset(pairs: Pairs, scale: float = HU_SCALE) -> list[dict[str, torch.
              "target": torch.from_numpy(pairs.clean[n][None] / np.float32(scale))} for n in range(len(pairs))]
 
 
+def crop_dataset(pairs: Pairs, crop: int | None, scale: float = HU_SCALE) -> Any:
+    """:func:`pair_dataset` with a random ``crop`` x ``crop`` window per sample and epoch (None: whole slices).
+
+    A MONAI ``Dataset`` whose transform (``RandSpatialCropd`` on both keys at
+    one place) the engine re-seeds every epoch, so crops are reproducible.
+    """
+    items = pair_dataset(pairs, scale)
+    if crop is None:
+        return items
+    from monai.data import Dataset
+    from monai.transforms import Compose, RandSpatialCropd
+
+    size = pairs.clean.shape[1:]
+    if crop > min(size):
+        raise ConfigError(f"crop {crop} is larger than the slices {size}")
+    return Dataset(items, transform=Compose([RandSpatialCropd(["input", "target"], (crop, crop), random_size=False)]))
+
+
 @torch.no_grad()
 def predict_batches(model: torch.nn.Module, inputs: torch.Tensor, device: torch.device, batch_size: int = 16
                     ) -> torch.Tensor:

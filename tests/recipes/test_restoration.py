@@ -1,0 +1,67 @@
+"""03_restoration recipe: schema, QUICK, checked metrics (known answers) and a seconds-long functional run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medbench import recipes
+from medbench.errors import ConfigError
+from medbench.recipes import restoration as rs
+
+
+def test_schema_quick_and_profiles_validate() -> None:
+    cfg = rs.Params()
+    assert cfg.data.n_cases == 10 and cfg.models == list(rs.LEARNED)
+    assert recipes.validate("03_restoration", rs.QUICK).train.epochs == 1
+    full = recipes.resolve("03_restoration", "full")
+    assert full.data.image_size == [128, 128, 64]
+    with pytest.raises(ConfigError, match="filters"):
+        recipes.validate("03_restoration", {"filters": ["wiener"]})
+    with pytest.raises(ConfigError, match="crop"):
+        recipes.validate("03_restoration", {"crop": 80})
+
+
+def _evaluation() -> rs.Evaluation:
+    rows = [
+        {"method": "degraded", "kind": "input", "psnr_db": 30.0, "ssim": 0.8, "lesions_erased": 3,
+         "lesions_created": 9, "dice_organs": 0.7},
+        {"method": "tv", "kind": "classical", "psnr_db": 33.0, "ssim": 0.9, "lesions_erased": 4,
+         "lesions_created": 1, "dice_organs": 0.75},
+        {"method": "red_cnn", "kind": "learned", "psnr_db": 35.5, "ssim": 0.95, "lesions_erased": 1,
+         "lesions_created": 0, "dice_organs": 0.8},
+        {"method": "cgan", "kind": "learned", "psnr_db": 34.0, "ssim": 0.93, "lesions_erased": 2,
+         "lesions_created": 2, "dice_organs": 0.78},
+        {"method": "noise-free (reference)", "kind": "reference", "psnr_db": np.nan, "ssim": np.nan,
+         "lesions_erased": 0, "lesions_created": 0, "dice_organs": 0.82},
+    ]
+    return rs.Evaluation(pd.DataFrame(rows).set_index("method"), {})
+
+
+def test_checked_metrics_known_answers() -> None:
+    out = rs.checked_metrics(_evaluation())
+    assert out["gain_db_best_learned"] == pytest.approx(5.5) and out["best_learned"] == "red_cnn"
+    assert out["margin_db_over_classical"] == pytest.approx(2.5) and out["best_classical"] == "tv"
+    assert out["created_cgan"] == 2 and out["erased_tv"] == 4 and out["dice_noise_free"] == pytest.approx(0.82)
+    assert "psnr_noise_free" not in out
+    assert set(rs.results_table(_evaluation())["gain_db"].dropna().round(1)) == {0.0, 3.0, 5.5, 4.0}
+
+
+@pytest.mark.slow
+def test_quick_run_end_to_end() -> None:
+    cfg = recipes.validate("03_restoration", {**rs.QUICK, "models": ["red_cnn", "cgan"], "seg_enabled": False})
+    assert isinstance(cfg, rs.Params)
+    data = rs.load_data(cfg)
+    assert data.test.clean.shape == data.test.degraded.shape and data.test.lesions.max() >= 1
+    assert np.abs(data.test.degraded - data.test.clean).std() > 5  # the low-dose scan is noisy
+    tuned = rs.tune_filters(cfg, data)
+    assert set(tuned) == {"gaussian", "median"}
+    trained = rs.train(cfg, data)
+    ev = rs.evaluate(cfg, data, tuned, trained)
+    assert list(ev.table.index) == ["degraded", "gaussian", "median", "red_cnn", "cgan"]
+    assert ev.table.loc["gaussian", "psnr_db"] > ev.table.loc["degraded", "psnr_db"]
+    demo = rs.degradation_demo(cfg, data)
+    assert (demo.dose_table["noise_sd_hu"].diff().dropna() > 0).all()  # lower dose, more noise
+    checked = rs.checked_metrics(ev, demo)
+    assert {"psnr_red_cnn", "created_cgan", "gain_db_best_learned", "dose_sd_ratio_max_dev"} <= set(checked)
