@@ -72,8 +72,8 @@ CLASSICAL_GRIDS: dict[str, dict[str, list[float]]] = {
     "gaussian": {"sigma_px": [0.5, 0.75, 1.0, 1.5, 2.0]},
     "median": {"size_px": [3.0, 5.0, 7.0]},
     "tv": {"weight": [0.01, 0.02, 0.04, 0.08]},
-    "nlm": {"h_factor": [0.6, 0.9, 1.2, 1.6]},
-    "bm3d": {"sigma_factor": [0.75, 1.0, 1.5, 2.0]},
+    "nlm": {"h_factor": [0.8, 1.2, 1.6]},
+    "bm3d": {"sigma_factor": [1.0, 1.5, 2.5]},
 }
 CLASSICAL_FILTERS: tuple[str, ...] = tuple(CLASSICAL_GRIDS)
 

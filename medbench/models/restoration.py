@@ -139,10 +139,10 @@ def build_restoration_model(
     body: torch.nn.Module
     if name == "unet":
         body = UNet(spatial_dims, in_channels, out_channels, channels=widths, strides=_strides(p.levels),
-                    num_res_units=p.num_res_units, norm="instance")
+                    num_res_units=p.num_res_units, norm="batch")
     elif name == "autoencoder":
         body = AutoEncoder(spatial_dims, in_channels, out_channels, channels=widths[:-1], strides=_strides(p.levels),
-                           num_res_units=p.num_res_units, norm="instance")
+                           num_res_units=p.num_res_units, norm="batch")
     else:
         raise ConfigError(f"unknown restoration architecture {name!r}; choose from "
                           f"{', '.join(RESTORATION_ARCHITECTURES)}")

@@ -60,7 +60,7 @@ class RestorationDataParams(PhantomData):
 
     n_cases: int = Field(10, ge=3, description="Synthetic cases (the segmentation notebook's cohort: 6/2/2).")
     dose_fraction: float = Field(0.1, gt=0, le=1, description="Low-dose scan as a fraction of the reference dose.")
-    realisations: int = Field(3, ge=1, le=20, description="Independent noise draws per training slice.")
+    realisations: int = Field(1, ge=1, le=20, description="Independent noise draws per training slice.")
     min_body_fraction: float = Field(0.15, ge=0, lt=1,
                                      description="Training / validation slices: at least this fraction is body.")
     lesions_per_slice: int = Field(2, ge=0, le=6, description="Lesions planted per test slice with enough liver.")
@@ -82,7 +82,7 @@ class SegParams(config.Section):
     """The ``seg`` section: the downstream segmentation model (04's UNet on CT alone)."""
 
     enabled: bool = Field(True, description="Train it and report downstream Dice.")
-    epochs: int = Field(30, ge=1, description="Training epochs of the UNet.")
+    epochs: int = Field(20, ge=1, description="Training epochs of the UNet.")
 
 
 class MotionParams(config.Section):
@@ -108,7 +108,7 @@ class Params(config.Params):
     crop: int | None = Field(32, ge=8, description="Training crop (pixels, random per sample and epoch); None: whole slices.")
     model: RestorationModelParams = Field(default_factory=lambda: RestorationModelParams(channels=24, red_depth=4,
                                                                                         levels=2))
-    train: TrainParams = Field(default_factory=lambda: TrainParams(epochs=8, batch_size=16, lr=2e-3, clip_grad=1.0,
+    train: TrainParams = Field(default_factory=lambda: TrainParams(epochs=6, batch_size=16, lr=3e-3, clip_grad=1.0,
                                                                    warmup_epochs=1))
     epochs_by_model: dict[str, int] = Field(default_factory=dict,
                                             description="Epochs per model where it differs from train.epochs.")
