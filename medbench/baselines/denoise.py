@@ -69,7 +69,7 @@ def psnr_gain_db(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray, mas
 # -- classical filters on stacks of 2D slices, tuned on a validation split ------------------------------------------
 #: Each filter's tuning grid (the parameter's units in the comment of :func:`classical_denoise`).
 CLASSICAL_GRIDS: dict[str, dict[str, list[float]]] = {
-    "gaussian": {"sigma_px": [0.5, 0.75, 1.0, 1.5, 2.0]},
+    "gaussian": {"sigma_px": [0.3, 0.5, 0.75, 1.0, 1.5]},
     "median": {"size_px": [3.0, 5.0, 7.0]},
     "tv": {"weight": [0.01, 0.02, 0.04, 0.08]},
     "nlm": {"h_factor": [0.8, 1.2, 1.6]},
@@ -144,7 +144,8 @@ def classical_denoise(name: str, slices_hu: np.ndarray, **params: float) -> np.n
 
         mosaic, cols = _mosaic(arr)
         den = np.asarray(bm3d.bm3d(mosaic, sigma_psd=value * max(_sigma(arr), 1e-6)))
-        out = _unmosaic(den, *arr.shape, cols)
+        n, h, w = arr.shape
+        out = _unmosaic(den, n, h, w, cols)
     return (out * _SCALE).astype(np.float32)
 
 

@@ -39,7 +39,7 @@ caller: equal seeds give equal results).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def _array(image: Volume | np.ndarray) -> np.ndarray:
     return np.asarray(image.array if isinstance(image, Volume) else image)
 
 
-def _wrap(image: ImageT, out: np.ndarray, note: str) -> ImageT:
+def _wrap(image: Volume | np.ndarray, out: np.ndarray, note: str) -> Any:
     if isinstance(image, Volume):
         return image.with_array(out.astype(np.float32), note=note)
     return out.astype(np.float32)
@@ -86,10 +86,12 @@ def low_dose_ct(
     if not 0 < dose_fraction <= 10:
         raise ConfigError(f"dose_fraction must be in (0, 10], got {dose_fraction}")
     if isinstance(clean_hu, Volume):
-        return simulate_ct(clean_hu, dose_fraction, rng, spacing_mm=spacing_mm, photons=photons, n_angles=n_angles,
-                           filter_name=filter_name)
-    return simulate_ct(np.asarray(clean_hu, np.float32), dose_fraction, rng, spacing_mm=spacing_mm, photons=photons,
-                       n_angles=n_angles, filter_name=filter_name)
+        result: Any = simulate_ct(clean_hu, dose_fraction, rng, spacing_mm=spacing_mm, photons=photons,
+                                  n_angles=n_angles, filter_name=filter_name)
+        return result
+    result = simulate_ct(np.asarray(clean_hu, np.float32), dose_fraction, rng, spacing_mm=spacing_mm, photons=photons,
+                         n_angles=n_angles, filter_name=filter_name)
+    return result
 
 
 # -- MRI ----------------------------------------------------------------------------------------

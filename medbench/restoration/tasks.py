@@ -38,13 +38,17 @@ def pair_dataset(pairs: Pairs, scale: float = HU_SCALE) -> list[dict[str, torch.
              "target": torch.from_numpy(pairs.clean[n][None] / np.float32(scale))} for n in range(len(pairs))]
 
 
-def crop_dataset(pairs: Pairs, crop: int | None, scale: float = HU_SCALE) -> Any:
+def crop_dataset(pairs: Pairs, crop: int | None, scale: float = HU_SCALE, repeats: int = 1) -> Any:
     """:func:`pair_dataset` with a random ``crop`` x ``crop`` window per sample and epoch (None: whole slices).
 
     A MONAI ``Dataset`` whose transform (``RandSpatialCropd`` on both keys at
     one place) the engine re-seeds every epoch, so crops are reproducible.
+    ``repeats``: each slice appears this many times per epoch (each time with
+    its own random crop), so an epoch covers about as many pixels as the slices hold.
     """
-    items = pair_dataset(pairs, scale)
+    if repeats < 1:
+        raise ConfigError(f"repeats must be >= 1, got {repeats}")
+    items = pair_dataset(pairs, scale) * repeats
     if crop is None:
         return items
     from monai.data import Dataset

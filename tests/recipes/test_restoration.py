@@ -16,11 +16,13 @@ def test_schema_quick_and_profiles_validate() -> None:
     assert cfg.data.n_cases == 10 and cfg.models == list(rs.LEARNED)
     assert recipes.validate("03_restoration", rs.QUICK).train.epochs == 1
     full = recipes.resolve("03_restoration", "full")
-    assert full.data.image_size == [128, 128, 64]
+    assert full.data.image_size == [256, 256, 64] and cfg.data.image_size == [128, 128, 16]
     with pytest.raises(ConfigError, match="filters"):
         recipes.validate("03_restoration", {"filters": ["wiener"]})
     with pytest.raises(ConfigError, match="crop"):
-        recipes.validate("03_restoration", {"crop": 80})
+        recipes.validate("03_restoration", {"crop": 200})
+    with pytest.raises(ConfigError, match="discriminator"):
+        recipes.validate("03_restoration", {"crop": 16, "model_disc_layers": 3})
 
 
 def _evaluation() -> rs.Evaluation:
