@@ -127,7 +127,7 @@ class SegTargetParams(config.Section):
     """The ``seg`` section: the 04 segmentation model explained through a region target."""
 
     epochs: int = Field(8, ge=1, description="Epochs of the 04 UNet (trained by medbench.recipes.segmentation).")
-    target_class: str = Field("liver", description="Class whose logits are summed inside its true region.")
+    target: str = Field("liver", description="Class whose logits are summed inside its true region.")
     methods: list[str] = Field(default_factory=lambda: ["integrated_gradients", "smoothgrad"],
                                description="Methods applied to the segmentation target (gradient methods).")
     mc_samples: int = Field(4, ge=2, description="MC-dropout passes for the entropy map shown beside it.")
@@ -489,16 +489,16 @@ def segmentation_target(cfg: Params, run: Any = None) -> SegExplanation:
     trained = segr.train(seg_cfg, run, seg_data, setup)
     model = trained["unet"].model.eval()
     ids = {name: k for k, name in setup.class_names.items()}
-    if cfg.seg.target_class not in ids:
-        raise ConfigError(f"seg.target_class {cfg.seg.target_class!r} is not a class of the 04 model: "
+    if cfg.seg.target not in ids:
+        raise ConfigError(f"seg.target {cfg.seg.target!r} is not a class of the 04 model: "
                           f"{sorted(ids)}")
-    cls = ids[cfg.seg.target_class]
+    cls = ids[cfg.seg.target]
     item = setup.test_dataset[0]
     image = torch.as_tensor(item["image"]).float()
     truth = np.asarray(torch.as_tensor(item["label"])[0].numpy()).astype(np.int64)
     region = truth == cls
     if not region.any():
-        raise ConfigError(f"the first test case has no {cfg.seg.target_class!r} voxels")
+        raise ConfigError(f"the first test case has no {cfg.seg.target!r} voxels")
     x = image[None].as_subclass(torch.Tensor)
     target = RegionTarget(model, cls, region)
     mp = cfg.explain.method_params()
@@ -516,7 +516,7 @@ def segmentation_target(cfg: Params, run: Any = None) -> SegExplanation:
                      "peak_delta_mb": stats["peak_delta_mb"]})
     _, entropy = mc_dropout(model, x, setup.patch, samples=cfg.seg.mc_samples, seed=cfg.seed,
                             device=torch.device("cpu"))
-    return SegExplanation(str(setup.test_datalist[0]["case_id"]), cfg.seg.target_class, image.numpy(), region, maps,
+    return SegExplanation(str(setup.test_datalist[0]["case_id"]), cfg.seg.target, image.numpy(), region, maps,
                           entropy[0].numpy(), pd.DataFrame(rows).set_index("method"), cost)
 
 
