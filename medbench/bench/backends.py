@@ -123,9 +123,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def _cpu_bf16() -> str | None:
-    if os.environ.get("MEDBENCH_FORCE_CPU_BF16"):
-        return None
-    if cpu_has_native_bf16():
+    if os.environ.get("MEDBENCH_FORCE_CPU_BF16") or cpu_has_native_bf16():
         return None
     return ("CPU has no native bf16 (no AVX512-BF16/AMX): autocast emulates it, ~25x slower than fp32 "
             "(set MEDBENCH_FORCE_CPU_BF16=1 to time it anyway)")
@@ -278,7 +276,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, ctx: Context) -> 
 def _quiet_export() -> Iterator[None]:
     import logging
 
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "torch._dynamo", "torch.export")]
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "torch._dynamo", "torch.export", "nncf")]
+    loggers.append(logging.getLogger())
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
@@ -363,8 +362,9 @@ def _ort_int8_static(model: torch.nn.Module, example: torch.Tensor, ctx: Context
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.items, None)
 
-    quantize_static(str(pre), str(out), Reader(ctx.calibration), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    with _quiet_export():  # the quantiser logs per-weight notes on the root logger
+        quantize_static(str(pre), str(out), Reader(ctx.calibration), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return (_ort_predict(_ort_session(out, ctx, ["CPUExecutionProvider"])),
             f"{how}; quantize_static QDQ per-channel, {len(ctx.calibration)} calibration inputs")
 

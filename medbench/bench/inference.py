@@ -236,6 +236,7 @@ def benchmark_model(
     ceiling_gflops: float = math.nan,
     workdir: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = None,
+    list_skipped: bool | Mapping[str, str] = False,
 ) -> ModelBench:
     """Every backend on one model: latency, agreement, end to end; unavailable or failing backends keep a row.
 
@@ -245,6 +246,9 @@ def benchmark_model(
     volumes for the sliding-window agreement and end-to-end timing.
     ``backends`` may hold :class:`~medbench.bench.backends.Backend` objects
     that are not in the registry (the tests plant a deliberately broken one).
+    ``list_skipped`` adds a ``skipped: <reason>`` row for every registered
+    backend that was not chosen (the reason from the mapping, else ``not
+    selected``), so the table always names them all.
     """
     if not inputs:
         raise ConfigError("benchmark_model needs at least one input")
@@ -334,6 +338,12 @@ def benchmark_model(
     finally:
         if tmp is not None:
             tmp.cleanup()
+    if list_skipped:
+        done = {r["backend"] for r in rows}
+        why = list_skipped if isinstance(list_skipped, Mapping) else {}
+        rows += [{"model": name, "backend": b.name, "runtime": b.runtime, "precision": b.precision, "device": b.device,
+                  "status": f"skipped: {why.get(b.name, 'not selected')}", "notes": ""}
+                 for b in bk.BACKENDS.values() if b.name not in done]
     table = pd.DataFrame(rows)
     for col in ("speedup", "dice_vs_eager", "max_abs_diff"):
         if col not in table:

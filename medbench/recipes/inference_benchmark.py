@@ -48,6 +48,9 @@ class BenchSection(config.Section):
 
     backends: str = Field("all", description="'all', 'cpu', 'gpu' or a comma-separated list of backend names "
                                              "(medbench.bench.backends.BACKENDS); eager_fp32 always runs.")
+    skip: list[str] = Field(default_factory=lambda: ["torch_compile"],
+                            description="Backends left out of 'backends' (smoke: torch.compile, whose inductor build "
+                                        "takes 1-2 min per network on 2 cores; full runs it).")
     batch_size: int = Field(1, ge=1, description="Network inputs per call (also the sliding-window batch).")
     batch_sizes: list[int] = Field(default_factory=lambda: [1, 2],
                                    description="Batch sweep of eager and the fastest agreeing fp32 backend ([] = none).")
@@ -75,6 +78,20 @@ class BenchSection(config.Section):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return v
+
+    @field_validator("skip")
+    @classmethod
+    def _skip(cls, v: list[str]) -> list[str]:
+        unknown = [n for n in v if n not in bk.BACKENDS]
+        if unknown:
+            raise ValueError(f"unknown backend(s) {unknown}; available: {', '.join(bk.BACKENDS)}")
+        if bk.REFERENCE in v:
+            raise ValueError(f"{bk.REFERENCE} is the reference and cannot be skipped")
+        return v
+
+    def chosen(self) -> list[str]:
+        """The backends to run: ``backends`` less ``skip``."""
+        return [n for n in bk.names(self.backends) if n not in self.skip]
 
 
 class Params(config.Params):
@@ -209,14 +226,23 @@ def benchmark(cfg: Params, nets: Mapping[str, torch.nn.Module], setup_: Segmenta
     tables, sweeps, gflops, shapes = [], [], {}, {}
     for name, net in nets.items():
         mb = ib.benchmark_model(name, net, setup_.patch, len(setup_.modalities), setup_.class_names,
-                                backends=cfg.bench.backends, inputs=data_in.inputs, calibration=data_in.calibration,
-                                cases=data_in.cases, settings=s, ceiling_gflops=ceiling, log=log)
+                                backends=cfg.bench.chosen(), inputs=data_in.inputs, calibration=data_in.calibration,
+                                cases=data_in.cases, settings=s, ceiling_gflops=ceiling, log=log,
+                                list_skipped={n: "bench.skip (build time at this profile)" for n in cfg.bench.skip})
         tables.append(mb.table)
         gflops[name], shapes[name] = mb.gflops, mb.input_shape
         if cfg.bench.batch_sizes:
             best = ib.best_backend(mb.table, "fp32")
-            sweeps.append(ib.batch_sweep(name, net, data_in.inputs[0], [bk.REFERENCE] + ([best] if best else []),
-                                         batch_sizes=cfg.bench.batch_sizes, settings=s, ceiling_gflops=ceiling))
+            chosen = [bk.REFERENCE] + ([best] if best else [])
+            measured = mb.table[mb.table["backend"].isin(chosen)]  # the table's own batch size is not re-measured
+            same = pd.DataFrame({"model": name, "backend": measured["backend"], "batch": cfg.bench.batch_size,
+                                 "median_ms": measured["median_ms"], "throughput_per_s": measured["throughput_per_s"],
+                                 "voxels_per_s": measured["throughput_per_s"] * data_in.inputs[0][0].numel(),
+                                 "gflops_per_s": measured["gflops_per_s"], "peak_fraction": measured["peak_fraction"]})
+            others = [b for b in cfg.bench.batch_sizes if b != cfg.bench.batch_size]
+            sweep = ib.batch_sweep(name, net, data_in.inputs[0], chosen, batch_sizes=others, settings=s,
+                                   ceiling_gflops=ceiling)
+            sweeps.append(pd.concat([same, sweep], ignore_index=True).sort_values(["backend", "batch"], kind="stable"))
     table = pd.concat(tables, ignore_index=True)
     sweep = pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame()
     return Result(table, sweep, ceiling, gflops, shapes)

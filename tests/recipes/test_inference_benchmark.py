@@ -62,3 +62,29 @@ def test_checked_metrics_known_answer() -> None:
     changed = ib.checked_metrics(result)
     assert changed["all_agree"] == "no" and changed["unet_openvino_int8"] == "ran, agreement FAIL"
     assert list(ib.status_table(result).index) == [("unet", "tensorrt_fp16")]
+
+
+@pytest.mark.slow
+def test_cli_trains_benchmarks_and_writes_the_notebooks_table(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """``medbench bench inference`` at the QUICK size: trained network, table, run record, checked values."""
+    import json
+
+    from medbench import cli
+
+    quick = {k: v for k, v in ib.QUICK.items() if k not in ("models", "bench_backends")}
+    args = ["bench", "inference", "--model", "unet", "--backends", "eager_fp32,torchscript,cuda_eager_fp32",
+            "--out", str(tmp_path / "out")]
+    for key, value in quick.items():
+        args += ["-p", f"{key}={json.dumps(value)}"]
+    assert cli.main(args) == 0
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    rows = table.set_index("backend")
+    assert rows.loc["eager_fp32", "status"] == "ran" and rows.loc["torchscript", "agreement"] == "pass"
+    assert rows.loc["cuda_eager_fp32", "status"].startswith(("unavailable", "ran"))
+    assert rows.loc["openvino_int8", "status"] == "skipped: not selected"  # every backend has a row
+    metrics = json.loads((tmp_path / "out" / "run" / "metrics.json").read_text())
+    assert metrics["unet_torchscript"] == "ran, agreement pass"
+    record = json.loads((tmp_path / "out" / "run" / "run.json").read_text())
+    assert "unet-best" in record["checkpoints"] and record["threads"] == 2
+    out = capsys.readouterr().out
+    assert "best_fp32" in out and "results:" in out
