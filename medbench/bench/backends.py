@@ -292,6 +292,25 @@ def _quiet_export() -> Iterator[None]:
             lg.setLevel(level)
 
 
+@contextmanager
+def _quiet_rich() -> Iterator[None]:
+    """NNCF draws rich progress bars: in a notebook they become ipywidgets outputs; send them nowhere instead."""
+    try:
+        import rich
+        import rich.console
+    except ImportError:
+        yield
+        return
+    import io
+
+    previous = rich._console
+    rich._console = rich.console.Console(file=io.StringIO(), force_jupyter=False, force_terminal=False)
+    try:
+        yield
+    finally:
+        rich._console = previous
+
+
 def _ort_session(path: Path, ctx: Context, providers: Sequence[Any]) -> Any:
     import onnxruntime as ort
 
@@ -409,7 +428,7 @@ def _openvino_int8(model: torch.nn.Module, example: torch.Tensor, ctx: Context) 
     level = nncf_log.level
     nncf_log.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), _quiet_export():
+        with warnings.catch_warnings(), _quiet_export(), _quiet_rich():
             warnings.simplefilter("ignore")
             quantized = nncf.quantize(ov_model, nncf.Dataset(items), subset_size=len(items))
     finally:

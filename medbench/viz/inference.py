@@ -54,7 +54,6 @@ def latency_bars(table: pd.DataFrame) -> Figure:
         ax.set_title(f"{model}", fontsize=10)
     handles = [ax.bar(0, 0, color=c, label=p) for p, c in _COLOURS.items()]
     axes[0].legend(handles=handles, fontsize=8, loc="lower right", title="precision", title_fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -82,7 +81,6 @@ def speedup_bars(table: pd.DataFrame, targets: Sequence[float] = (3.0,)) -> Figu
         ax.set_xlabel("speedup over eager fp32 (same run)")
         ax.set_title(model, fontsize=10)
         ax.margins(x=0.25)
-    fig.tight_layout()
     return fig
 
 
@@ -110,7 +108,6 @@ def agreement_plot(table: pd.DataFrame, tolerances: dict[str, float] | None = No
     ax.set_ylabel("1 - argmax Dice vs eager (lower is better; 1e-6 = identical)")
     ax.set_title("fast and right: bottom right; above a line = fails agreement", fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
     return fig
 
 
@@ -124,7 +121,6 @@ def batch_sweep_plot(sweep: pd.DataFrame) -> Figure:
     ax.set_ylabel("inputs per second (network only)")
     ax.set_xticks(sorted(set(int(b) for b in sweep["batch"])) if len(sweep) else [])
     ax.legend(fontsize=7)
-    fig.tight_layout()
     return fig
 
 
