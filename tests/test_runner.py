@@ -197,3 +197,15 @@ def test_progress_output_is_free_of_kernel_warnings(stand_ins: Path) -> None:
     (run_dir,) = (reports / "01_data_audit").iterdir()
     assert (run_dir / "kernel.log").is_file()
     assert "without encryption" not in (run_dir / "kernel.log").read_text()  # CurveZMQ is on where supported
+
+
+def test_refresh_scratch_is_held_exclusively(tmp_path: Path) -> None:
+    """Two checkouts refreshing notebooks at once share the fixed scratch path: the second waits for the lock."""
+    import fcntl
+
+    lock = tmp_path / "scratch.lock"
+    with runner._exclusive(lock), open(lock, "a") as other:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(lock, "a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released afterwards
