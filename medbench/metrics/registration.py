@@ -101,7 +101,8 @@ def jacobian_determinant(transform: Any, grid: Volume | None = None) -> Volume:
 
     ``transform``: a DisplacementField (its own grid unless ``grid`` is given) or any
     transform sampled on ``grid``. Computed by ITK's DisplacementFieldJacobianDeterminantFilter
-    (central differences in physical units).
+    (central differences in physical units; on the grid's outer voxels ITK's zero-flux boundary
+    halves the derivative, so border values are biased towards 1 — mask them out where it matters).
     """
     import SimpleITK as sitk
 

@@ -409,7 +409,12 @@ def register(
         final = tx_opt
     if status == "converged":
         values = history["metric"].to_numpy()
-        if len(values) and not np.isfinite(values).all():
+        final_overlap = _bbox_overlap(fixed_v, moving_v, final) if not _params_invalid(final) else 0.0
+        settings["final_overlap"] = final_overlap
+        if final_overlap < 0.01:
+            status, stop = "failed", (f"the result maps {final_overlap:.1%} of the fixed image inside the moving "
+                                      f"image (the optimisation left the overlap); {stop}")
+        elif len(values) and not np.isfinite(values).all():
             status, stop = "diverged", f"non-finite metric value; {stop}"
         elif _params_invalid(final):
             status, stop = "diverged", f"non-finite transform parameters; {stop}"
@@ -420,11 +425,14 @@ def register(
 
 
 def _rigid_from(tx: Any) -> Any:
-    """An Euler3DTransform with the rotation, translation and centre of a rigid-like transform."""
-    import SimpleITK as sitk
+    """An Euler3DTransform with the rotation, translation and centre of a rigid-like initial transform."""
+    from medbench.errors import GeometryError
 
-    rt = RigidTransform.from_sitk(tx)
-    return rt.to_sitk() if isinstance(rt, RigidTransform) else sitk.Euler3DTransform()
+    try:
+        return RigidTransform.from_sitk(tx).to_sitk()
+    except (GeometryError, RuntimeError, AttributeError):
+        raise RegistrationError(f"the initial transform ({type(tx).__name__}) is not rigid; a rigid or affine "
+                                "registration starts from a rigid transform") from None
 
 
 def _params_invalid(tx: Any) -> bool:
