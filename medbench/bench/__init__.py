@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from medbench.bench import audit_throughput, engine_vs_loop, phantom_generation
+from medbench.bench import audit_throughput, engine_vs_loop, phantom_generation, registration
 from medbench.errors import ConfigError
 
 #: Benchmark name -> its ``run(out_dir=..., **size)`` function.
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[..., pd.DataFrame]] = {
     "audit": audit_throughput.run,
     "engine": engine_vs_loop.run,
     "phantom": phantom_generation.run,
+    "registration": registration.run,
 }
 
 
