@@ -44,7 +44,7 @@ def _rigid(fixed: Any, moving: Any, pyramid: bool, threads: int, iterations: int
     levels = dict(shrink_factors=(4, 2, 1), smoothing_sigmas=(2.0, 1.0, 0.0)) if pyramid else dict(
         shrink_factors=(1,), smoothing_sigmas=(0.0,))
     return register(fixed, moving, metric="mattes", histogram_bins=16, sampling_fraction=0.2, iterations=iterations,
-                    threads=threads, **levels)  # type: ignore[arg-type]
+                    threads=threads, **levels)
 
 
 def _dense_row(case: Any, res: RegistrationResult) -> dict[str, Any]:
@@ -71,8 +71,8 @@ def run(
     if n_cases < 1 or len(image_size) != 3 or len(spacing) != 3:
         raise ConfigError(f"registration benchmark: n_cases >= 1 and 3D image_size / spacing "
                           f"(got {n_cases}, {list(image_size)}, {list(spacing)})")
-    spec = PhantomSpec(n_cases=n_cases, shape=tuple(int(s) for s in image_size),  # type: ignore[arg-type]
-                       spacing=tuple(float(s) for s in spacing), seed=seed)  # type: ignore[arg-type]
+    spec = PhantomSpec(n_cases=n_cases, shape=tuple(int(s) for s in image_size),
+                       spacing=tuple(float(s) for s in spacing), seed=seed)
     cohort = load_cohort(spec)
     raw: list[dict[str, Any]] = []
     for i in range(n_cases):

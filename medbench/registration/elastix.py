@@ -102,6 +102,7 @@ def elastix_register(
     for name in maps:
         pm = params.GetDefaultParameterMap(name, int(resolutions), float(grid_spacing_mm))
         pm["MaximumNumberOfIterations"] = [str(int(iterations))]
+        pm["WriteIterationInfo"] = ["true"]  # IterationInfo.<map>.R<level>.txt: the metric per iteration
         if threads:
             pm["MaximumNumberOfThreads"] = [str(int(threads))]
         params.AddParameterMap(pm)

@@ -41,18 +41,23 @@ def _slice(arr: np.ndarray, axis: int, index: int | None) -> np.ndarray:
 
 
 def metric_curves(results: Mapping[str, Any], title: str = "metric per iteration") -> Figure:
-    """The optimised metric against the iteration count (concatenated over pyramid levels), one line per result."""
-    fig = new_figure((7.0, 3.0))
-    ax = fig.subplots()
-    for name, res in results.items():
+    """The optimised metric against the iteration count (levels concatenated; dashed lines: next level).
+
+    One panel per result: the metrics differ in kind and scale (MI is negative, mean squares in squared units).
+    """
+    items = [(k, v) for k, v in results.items() if len(v.history)]
+    fig = new_figure((max(3.0 * len(items), 4.0), 2.8))
+    axes = np.atleast_1d(fig.subplots(1, max(len(items), 1)))
+    for ax, (name, res) in zip(axes, items):
         h = res.history
-        if not len(h):
-            continue
-        ax.plot(np.arange(len(h)), h["metric"].to_numpy(), label=f"{name} ({res.status})")
-        for start in h.index[h["level"].diff().fillna(0) != 0]:
-            ax.axvline(int(start), color="0.8", lw=0.8, ls="--")
-    ax.set(xlabel="iteration (all levels; dashed: next level)", ylabel="metric (lower is better)", title=title)
-    ax.legend(fontsize=7)
+        ax.plot(np.arange(len(h)), h["metric"].to_numpy(), lw=1.0)
+        for start in np.flatnonzero(h["level"].diff().fillna(0).to_numpy() != 0):
+            ax.axvline(int(start), color="0.7", lw=0.8, ls="--")
+        ax.set_title(f"{name}\n{res.engine} {res.metric}: {res.status}", fontsize=8)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("metric (lower is better)", fontsize=8)
+    fig.suptitle(title, fontsize=9)
     return fig
 
 
