@@ -59,6 +59,19 @@ def test_checked_metrics_match_their_definitions(quick: tuple[reg.Params, reg.Ca
     assert set(ev.organs.columns) == set(methods)
 
 
+@pytest.mark.slow
+def test_mni_case_moves_the_template_by_the_known_transform_and_rigid_mi_recovers_it() -> None:
+    cfg = reg.Params.validate_values({"mni_spacing_mm": 8.0, "rigid_iterations": 30, "mni_n_points": 10})
+    case = reg.mni_case(cfg)  # type: ignore[arg-type]
+    # moving(T(x)) = fixed(x) up to the contrast change: the moved brain points land on brain in the moving image
+    assert case.truth.apply(case.points).shape == (10, 3)
+    res = reg.mni_register(cfg, case)  # type: ignore[arg-type]
+    table = case.table(res)
+    before, after = table["tre_mean_mm"]
+    assert before == pytest.approx(float(np.linalg.norm(case.truth.apply(case.points) - case.points, axis=1).mean()))
+    assert after < before / 4
+
+
 def test_the_checked_numbers_depend_on_the_seed() -> None:
     a = reg.load_case(reg.Params.validate_values({**reg.QUICK, "seed": 0}))  # type: ignore[arg-type]
     b = reg.load_case(reg.Params.validate_values({**reg.QUICK, "seed": 1}))  # type: ignore[arg-type]
