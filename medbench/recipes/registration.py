@@ -478,5 +478,6 @@ def save_transforms(run: Any, results: Mapping[str, RegistrationResult]) -> dict
 #: Flat parameter overrides for a seconds-long functional run (the notebook re-run test injects them).
 QUICK: dict[str, Any] = {
     "data_image_size": [32, 32, 16], "data_spacing": [12.5, 12.5, 16.0], "rigid_iterations": 20,
-    "deformable_bspline_iterations": 3, "deformable_demons_iterations": 5,
+    "deformable_bspline_iterations": 3, "deformable_demons_iterations": 5, "deformable_elastix": False,
+    "mni_spacing_mm": 8.0,
 }
