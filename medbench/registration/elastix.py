@@ -113,7 +113,9 @@ def elastix_register(
         try:
             _, result_params = itk.elastix_registration_method(f_img, m_img, parameter_object=params,
                                                                output_directory=tmp, log_to_console=False)
-            field = itk.transformix_deformation_field(m_img, result_params)
+            # transformix writes deformationField.nii into its output directory (the cwd unless given)
+            field = itk.transformix_deformation_field(m_img, result_params, output_directory=tmp,
+                                                      log_to_console=False)
             stop = f"elastix {'+'.join(maps)}: {resolutions} level(s), {iterations} iterations per level"
         except (RuntimeError, ValueError) as exc:
             status, stop, field = "failed", _sitk_message(exc), None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -26,7 +28,9 @@ def test_availability_is_reported_with_a_reason() -> None:
 
 
 @pytest.mark.skipif(not AVAILABLE, reason="itk-elastix (the optional extra medbench[elastix]) is not installed")
-def test_elastix_rigid_recovers_a_known_transform_in_the_itk_convention() -> None:
+def test_elastix_rigid_recovers_a_known_transform_in_the_itk_convention(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     fixed = _blobs()
     truth = RigidTransform((0.0, 0.0, 4.0), (7.0, -3.0, 4.0), tuple(fixed.center))  # type: ignore[arg-type]
     moving = resample_to(fixed, fixed, truth.to_sitk().GetInverse())
@@ -34,5 +38,6 @@ def test_elastix_rigid_recovers_a_known_transform_in_the_itk_convention() -> Non
     assert res.ok and res.engine == "elastix" and res.iterations > 0
     pts = fixed.center + np.array([[20.0, 10, 5], [-15, -12, -10], [5, 20, -15]])
     assert landmark_tre(res.transform, pts, truth.apply(pts))["mean"] < 1.5
+    assert list(tmp_path.iterdir()) == []  # elastix and transformix wrote nothing into the working directory
     with pytest.raises(RegistrationError, match="role 'label'"):
         elastix_register(fixed, fixed.with_array(np.round(fixed.array)).as_label())
