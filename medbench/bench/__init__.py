@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from medbench.bench import audit_throughput, engine_vs_loop, inference, phantom_generation
+from medbench.bench import audit_throughput, engine_vs_loop, inference, phantom_generation, registration
 from medbench.errors import ConfigError
 
 #: Benchmark name -> its ``run(out_dir=..., **size)`` function.
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[..., pd.DataFrame]] = {
     "engine": engine_vs_loop.run,
     "inference": inference.run,
     "phantom": phantom_generation.run,
+    "registration": registration.run,
 }
 
 
