@@ -3,6 +3,8 @@
 # GPU users: choose the torch build before the first install, e.g.
 #   make install TORCH_SPEC="torch==2.13.0" TORCH_INDEX=https://download.pytorch.org/whl/cu128
 # The default takes the CPU build (DESIGN §9); nothing else may pull another torch.
+# The elastix extra (the second registration engine, ~1 min of ITK wheels) is installed so that
+# notebook 02 and its tests compare both engines; `pip install medbench` alone leaves it out.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -31,7 +33,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,elastix]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name medbench --display-name "medbench" >/dev/null
 	$(BIN)/python tools/sysdeps.py
 	@touch $@
