@@ -45,8 +45,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check medbench tests tools
 	$(BIN)/mypy
 
+# tests/test_runner.py runs in a process of its own: after the whole suite has loaded every native library
+# (torch, OpenVINO, ONNX Runtime, ITK, SimpleITK) into one pytest process, its first in-process papermill run
+# segfaulted in two fresh-clone runs (2026-12-01) that smaller subsets of the suite do not reproduce.
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests --ignore=tests/test_runner.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/test_runner.py $(PYTEST_ARGS)
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
@@ -54,7 +58,8 @@ nbval: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check medbench tests tools
 	$(BIN)/mypy
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests --ignore=tests/test_runner.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/test_runner.py $(PYTEST_ARGS)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
 
 notebooks: $(STAMP)
