@@ -82,6 +82,25 @@ def dice(pred: Volume | np.ndarray, truth: Volume | np.ndarray, labels: Mapping[
     return out
 
 
+def pooled_dice(pred: Volume | np.ndarray, truth: Volume | np.ndarray, labels: Mapping[int, str]) -> float:
+    """Dice pooled over the classes in ``labels``: 2 sum_c |P_c ∩ T_c| / sum_c (|P_c| + |T_c|) (micro-average).
+
+    One number for how well two multi-class label maps agree, weighted by
+    voxels, so a one-voxel class cannot swing it (used to compare an inference
+    backend's argmax with the reference's). Both maps empty in every class ->
+    ``nan`` (the empty-structure convention above).
+    """
+    p, t = _arrays(pred, truth)
+    overlap = 0
+    total = 0
+    for value in labels:
+        pm = p == value
+        tm = t == value
+        overlap += int(np.count_nonzero(pm & tm))
+        total += int(np.count_nonzero(pm)) + int(np.count_nonzero(tm))
+    return float("nan") if total == 0 else 2.0 * overlap / total
+
+
 def hd95(
     pred: Volume | np.ndarray,
     truth: Volume | np.ndarray,
