@@ -15,7 +15,8 @@ The recipe's steps, one call each in the notebook:
 2. :func:`train` — the classifier (MONAI DenseNet, small) through
    :func:`medbench.engine.fit` on each cohort, plus a copy trained on permuted
    labels (the label-randomisation sanity check);
-3. :func:`classification_table` — test AUROC / accuracy of each model on both cohorts' test cases;
+3. :func:`classification_table` — test AUROC / accuracy of each model on both cohorts' test cases,
+   beside the best non-learning rule (the PET maximum, :func:`baseline_scores`);
 4. :func:`explain` — every method on the clean model's positive test cases: relevance
    mass in the lesion, rank accuracy, pointing game, deletion / insertion AUC,
    max sensitivity, seconds;
@@ -305,7 +306,36 @@ def classification_table(data: ClassData, trained: Mapping[str, Trained]) -> pd.
             probs, labels = task.probabilities(t.model, ds, torch.device("cpu"))
             rows.append({"model": name, "test_cohort": cohort, "auroc": auroc(probs[:, 1], labels),
                          "accuracy": accuracy(probs.argmax(1), labels), "cases": len(labels)})
+    for cohort in COHORTS:
+        score, truth = baseline_scores(data, cohort, "test")
+        threshold = _baseline_threshold(data, cohort)
+        rows.append({"model": BASELINE, "test_cohort": cohort, "auroc": auroc(score, truth),
+                     "accuracy": accuracy((score > threshold).astype(int), truth), "cases": len(truth)})
     return pd.DataFrame(rows).set_index(["model", "test_cohort"])
+
+
+#: The non-learning baseline's name in :func:`classification_table`.
+BASELINE = "baseline"
+
+
+def baseline_scores(data: ClassData, cohort: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The best non-learning score of "has a malignant lesion": the hottest voxel of the PET channel.
+
+    A malignant lesion is PET-avid, so the PET maximum is the natural rule; the
+    phantom's physiological uptake (kidneys, bladder, bowel, heart) is often
+    hotter, which is why a rule this simple stays weak and a model has something
+    to learn. Without PET the CT maximum stands in. Returns ``(scores, labels)``.
+    """
+    channel = data.modalities.index("pet") if "pet" in data.modalities else 0
+    items = data.items[cohort][split]
+    scores = np.array([float(i.image[channel].max()) for i in items])
+    return scores, np.array([i.label for i in items], dtype=int)
+
+
+def _baseline_threshold(data: ClassData, cohort: str) -> float:
+    """The baseline's operating point: the training split's median score (half of each split is positive)."""
+    score, _ = baseline_scores(data, cohort, "train")
+    return float(np.median(score))
 
 
 # -- explanation ---------------------------------------------------------------------------------
@@ -524,6 +554,8 @@ def segmentation_target(cfg: Params, run: Any = None) -> SegExplanation:
 CHECKED: dict[str, str] = {
     "auroc_<model>_<cohort>": "test AUROC of each classifier on each cohort's test split (the spurious model "
                               "drops on the spurious cohort, where the cue no longer follows the label)",
+    "auroc_margin_clean": "the clean model's test AUROC minus the non-learning baseline's (PET maximum) on the "
+                          "clean test split",
     "mass_<method> / pointing_<method>": "localisation of the clean model's evidence: relevance mass in the "
                                          "lesion and pointing-game hit rate (chance: chance_mass)",
     "deletion_<method> / insertion_<method>": "faithfulness: deletion AUC (lower is better) and insertion AUC",
@@ -541,6 +573,8 @@ def checked_metrics(table: pd.DataFrame, expl: Explanations, san: Sanity, short:
     out: dict[str, Any] = {}
     for (model, cohort), row in table.iterrows():
         out[f"auroc_{model}_{cohort}"] = float(row["auroc"])
+    if "auroc_clean_clean" in out and f"auroc_{BASELINE}_clean" in out:
+        out["auroc_margin_clean"] = out["auroc_clean_clean"] - out[f"auroc_{BASELINE}_clean"]
     for m, row in expl.table.iterrows():
         out[f"mass_{m}"] = float(row["relevance_mass"])
         out[f"pointing_{m}"] = float(row["pointing_game"])

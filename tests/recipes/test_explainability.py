@@ -56,6 +56,21 @@ def test_dataset_permutes_labels_only_when_asked() -> None:
     assert sorted(permuted) == sorted(plain) and permuted != plain
 
 
+def test_baseline_scores_are_the_pet_maximum_and_rank_the_hottest_case_first() -> None:
+    items = [_item(f"c{i}", i % 2, False) for i in range(4)]
+    for n, it in enumerate(items):
+        it.image[1, 3, 3, 1] = 0.2 + 0.1 * n  # PET channel: hotter with n, positives are n = 1, 3
+        it.image[0, 0, 0, 0] = 1.0 - 0.1 * n  # CT channel must not count
+    data = ex.ClassData({"clean": {"train": items, "val": [], "test": items}}, {}, ["ct", "pet"], (8, 8, 4))
+    scores, labels = ex.baseline_scores(data, "clean", "test")
+    assert scores.tolist() == pytest.approx([0.2, 0.3, 0.4, 0.5]) and labels.tolist() == [0, 1, 0, 1]
+    from medbench.metrics.classification import auroc
+
+    assert auroc(scores, labels) == pytest.approx(0.75)  # 3 of the 4 positive-negative pairs are ordered
+    ct_only = ex.ClassData({"clean": {"test": items}}, {}, ["ct"], (8, 8, 4))
+    assert ex.baseline_scores(ct_only, "clean", "test")[0].tolist() == pytest.approx([1.0, 0.9, 0.8, 0.7])
+
+
 def test_pool_mask_keeps_any_covered_voxel() -> None:
     m = np.zeros((4, 4, 4), bool)
     m[1, 1, 1] = True
@@ -68,7 +83,8 @@ def _attr(method: str, rel: np.ndarray) -> Attribution:
 
 
 def test_checked_metrics_known_answers() -> None:
-    table = pd.DataFrame([{"model": "clean", "test_cohort": "clean", "auroc": 0.9, "accuracy": 0.8, "cases": 4}]
+    table = pd.DataFrame([{"model": "clean", "test_cohort": "clean", "auroc": 0.9, "accuracy": 0.8, "cases": 4},
+                          {"model": ex.BASELINE, "test_cohort": "clean", "auroc": 0.6, "accuracy": 0.5, "cases": 4}]
                          ).set_index(["model", "test_cohort"])
     expl_table = pd.DataFrame({"relevance_mass": [0.7, 0.2], "pointing_game": [1.0, 0.0], "chance_mass": [0.01, 0.01],
                                "deletion_auc": [0.1, 0.4], "insertion_auc": [0.9, 0.5]},
@@ -78,7 +94,7 @@ def test_checked_metrics_known_answers() -> None:
     san = ex.Sanity(pd.DataFrame(), pd.DataFrame(), verdict, 0.5)
     short = ex.Shortcut(pd.DataFrame(), pd.DataFrame(), {"integrated_gradients": False, "gradcam": True}, [], {})
     out = ex.checked_metrics(table, expl, san, short)
-    assert out["auroc_clean_clean"] == 0.9
+    assert out["auroc_clean_clean"] == 0.9 and out["auroc_margin_clean"] == pytest.approx(0.3)
     assert out["best_method"] == "integrated_gradients" and out["best_mass"] == 0.7 and out["best_pointing"] == 1.0
     assert out["sanity_integrated_gradients"] == "pass" and out["sanity_gradcam"] == "fail"
     assert out["shortcut_detected"] == "yes" and out["shortcut_methods"] == "gradcam"
