@@ -36,6 +36,7 @@ NOTEBOOKS: dict[str, str] = {
     "01_data_audit": "medbench.recipes.data_audit",
     "02_registration": "medbench.recipes.registration",
     "04_segmentation": "medbench.recipes.segmentation",
+    "06_explainability": "medbench.recipes.explainability",
     "07_inference_benchmark": "medbench.recipes.inference_benchmark",
 }
 
