@@ -35,7 +35,7 @@ from medbench.bench import inference as ib
 from medbench.engine import AugmentParams, TrainParams
 from medbench.engine.segmentation import SegmentationSetup
 from medbench.errors import ConfigError, DataError
-from medbench.models.factory import Architecture, ModelParams, patch_problem
+from medbench.models.factory import Architecture, ModelParams, models_patch_problem
 from medbench.recipes import segmentation as seg
 
 NOTEBOOK = "07_inference_benchmark"
@@ -112,12 +112,9 @@ class Params(config.Params):
 
     @model_validator(mode="after")
     def _check(self) -> Params:
-        if not self.models:
-            raise ValueError("models is empty")
-        for name in self.models:
-            problem = patch_problem(name, self.data.patch)
-            if problem:
-                raise ValueError(f"data.patch: {problem}")
+        problem = models_patch_problem(self.models, self.data.patch)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
