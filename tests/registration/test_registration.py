@@ -50,6 +50,21 @@ def test_rigid_mean_squares_recovers_a_known_transform(pair: tuple[Volume, Volum
     assert landmark_tre(res.transform, pts, TRUTH.apply(pts))["mean"] < 1.0
 
 
+def test_per_level_schedule_caps_each_level_and_still_recovers(pair: tuple[Volume, Volume, np.ndarray]) -> None:
+    fixed, moving, pts = pair
+    res = register(fixed, moving, metric="mean_squares", iterations=(40, 20, 3), learning_rate=(1.0, 0.5, 0.1),
+                   sampling_fraction=(1.0, 0.5, 0.3), threads=2)
+    per_level = res.history.groupby("level").size()
+    assert res.ok and list(per_level.index) == [0, 1, 2]
+    assert (per_level.to_numpy() <= [40, 20, 3]).all() and per_level[2] == 3  # the finest level stops at its cap
+    assert res.settings["per_level_optimisation"] and res.stop_condition.count("level ") == 3
+    assert landmark_tre(res.transform, pts, TRUTH.apply(pts))["mean"] < 1.0
+    with pytest.raises(ConfigError, match="iterations has 2 values for 3 pyramid level"):
+        register(fixed, moving, iterations=(10, 10))
+    with pytest.raises(ConfigError, match="sampling_fraction"):
+        register(fixed, moving, sampling_fraction=(1.0, 0.5, 0.0))
+
+
 def test_mutual_information_handles_inverted_contrast_where_mean_squares_fails(
         pair: tuple[Volume, Volume, np.ndarray]) -> None:
     fixed, moving, pts = pair
