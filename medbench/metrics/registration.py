@@ -26,6 +26,7 @@ import pandas as pd
 from medbench.errors import GeometryError
 from medbench.image.transforms import DisplacementField, RigidTransform
 from medbench.image.volume import Volume
+from medbench.metrics._grid import paired_arrays
 from medbench.metrics.geometry import tre_summary
 
 
@@ -139,12 +140,7 @@ def intensity_agreement(a: Volume | np.ndarray, b: Volume | np.ndarray, mask: Vo
     ``ncc`` (Pearson correlation, -1..1) and ``nmi`` (normalised mutual information, 1..2; any modalities)."""
     from skimage.metrics import normalized_mutual_information
 
-    x = a.array if isinstance(a, Volume) else np.asarray(a)
-    y = b.array if isinstance(b, Volume) else np.asarray(b)
-    if x.shape != y.shape:
-        raise GeometryError(f"intensity_agreement: shapes {x.shape} and {y.shape} differ (resample first)")
-    if isinstance(a, Volume) and isinstance(b, Volume):
-        a.check_same_grid(b, "second image")
+    x, y = paired_arrays(a, b, context="intensity_agreement", other_name="second image")
     if mask is not None:
         m = (mask.array if isinstance(mask, Volume) else np.asarray(mask)) > 0
         x, y = x[m], y[m]

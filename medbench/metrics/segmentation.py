@@ -23,17 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from medbench.errors import GeometryError
 from medbench.image.volume import Volume
+from medbench.metrics._grid import paired_arrays
 
 
 def _arrays(pred: Volume | np.ndarray, truth: Volume | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p = pred.array if isinstance(pred, Volume) else np.asarray(pred)
-    t = truth.array if isinstance(truth, Volume) else np.asarray(truth)
-    if p.shape != t.shape:
-        raise GeometryError(f"prediction shape {p.shape} does not match the truth {t.shape}")
-    if isinstance(pred, Volume) and isinstance(truth, Volume):
-        truth.check_same_grid(pred, "prediction")
+    t, p = paired_arrays(truth, pred, context="segmentation metric", other_name="prediction")
     return p, t
 
 
