@@ -3,6 +3,8 @@
 # GPU users: choose the torch build before the first install, e.g.
 #   make install TORCH_SPEC="torch==2.13.0" TORCH_INDEX=https://download.pytorch.org/whl/cu128
 # The default takes the CPU build (DESIGN §9); nothing else may pull another torch.
+# The elastix extra (the second registration engine, ~1 min of ITK wheels) is installed so that
+# notebook 02 and its tests compare both engines; `pip install medbench` alone leaves it out.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -31,7 +33,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,elastix]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name medbench --display-name "medbench" >/dev/null
 	$(BIN)/python tools/sysdeps.py
 	@touch $@
@@ -43,8 +45,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check medbench tests tools
 	$(BIN)/mypy
 
+# Unit tests run one pytest process per test folder / top-level test file. In one process for the whole
+# suite, after every native library (torch, OpenVINO, ONNX Runtime, ITK, SimpleITK) was loaded, starting a
+# child process (papermill kernels, make) segfaulted in three fresh-clone runs (2026-12-01); subsets of the
+# suite do not reproduce it. Until the cause is found, each area gets its own process.
+UNIT_TARGETS = $(filter-out tests/__pycache__/,$(sort $(wildcard tests/*/))) $(sort $(wildcard tests/test_*.py))
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	for t in $(UNIT_TARGETS); do $(BIN)/python -m pytest $$t $(PYTEST_ARGS) || exit 1; done
 
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
@@ -52,7 +59,7 @@ nbval: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check medbench tests tools
 	$(BIN)/mypy
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	for t in $(UNIT_TARGETS); do $(BIN)/python -m pytest $$t $(PYTEST_ARGS) || exit 1; done
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
 
 notebooks: $(STAMP)

@@ -100,7 +100,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     names = list(BENCHMARKS) if args.name == "all" else [args.name]
     for name in names:
-        run_benchmark(name, out_dir=args.out)
+        if name == "inference":  # trained networks: through the 07 notebook's recipe, so the table is the notebook's
+            from medbench import config
+            from medbench.recipes import inference_benchmark
+
+            out = args.out if args.name != "all" or args.out is None else f"{args.out}/{name}"
+            inference_benchmark.run_cli(models=args.model or None, backends=args.backends, out_dir=out,
+                                        profile=args.profile, params=dict(config.parse_override(p) for p in args.param))
+            continue
+        if args.model or args.backends or args.param or args.profile != "smoke":
+            print(f"medbench bench {name}: --model/--backends/--profile/-p apply to 'inference' only; ignored")
+        run_benchmark(name, out_dir=args.out if args.name != "all" or args.out is None else f"{args.out}/{name}")
     return 0
 
 
@@ -147,6 +157,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run a named benchmark (or 'all') into reports/bench/NAME/")
     p.add_argument("name")
     p.add_argument("--out", default=None, help="output folder (default reports/bench/NAME)")
+    p.add_argument("--model", action="append", default=[], metavar="ARCH",
+                   help="inference: a network to benchmark (repeatable; default: the 07 notebook's unet and unetr)")
+    p.add_argument("--backends", default=None,
+                   help="inference: 'all', 'cpu', 'gpu' or a comma-separated list (medbench.bench.backends)")
+    p.add_argument("--profile", default="smoke", help="inference: the 07 notebook's profile (smoke, full)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="inference: override one 07 notebook parameter, e.g. -p bench.weights=reports/04_segmentation/RUN")
     p.set_defaults(func=_cmd_bench)
 
     for name, (module, help_text) in _DELEGATED.items():

@@ -72,3 +72,7 @@ def format_validation_error(exc: Any) -> str:
         got = f", got {err['input']!r}" if "input" in err and not isinstance(err["input"], dict) else ""
         lines.append(f"parameter {name}: {msg}{got}")
     return "; ".join(lines)
+
+
+class RegistrationError(MedbenchError):
+    """Two images cannot be registered as asked (wrong pixel type or dimension, empty mask, no overlap)."""

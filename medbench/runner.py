@@ -301,37 +301,59 @@ def refresh_in_place(names: Sequence[str], *, progress: bool = True) -> list[Pat
     (papermill timings, execution timestamps) so diffs show real changes only.
     A failing notebook is not written back.
     """
-    import papermill as pm
-
     stems = [recipes.resolve_notebook(n) for n in names] or list(recipes.NOTEBOOKS)
     # a fixed scratch path keeps paths printed in outputs identical between refreshes
     scratch = Path(tempfile.gettempdir()) / "medbench-notebook-refresh"
     written = []
     for stem in stems:
-        src = notebook_path(stem)
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
-        out = scratch / src.name
-        env_before = os.environ.get("MEDBENCH_REPORTS")
-        headless_before = os.environ.get(ENV_HEADLESS)
-        os.environ["MEDBENCH_REPORTS"] = str(scratch / "reports")
-        os.environ[ENV_HEADLESS] = "1"  # no progress bars in committed outputs
-        try:
-            pm.execute_notebook(str(src), str(out), kernel_name=kernel_name(), progress_bar=progress,
-                                cwd=str(src.parent), kernel_manager_class=kernel_manager_for(scratch / KERNEL_LOG))
-        except Exception as exc:
-            raise RunError(_failure_message(stem, exc)) from None
-        finally:
-            for key, value in (("MEDBENCH_REPORTS", env_before), (ENV_HEADLESS, headless_before)):
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-        normalise_notebook(out)
-        write_text(src, out.read_text(encoding="utf-8"))
-        shutil.rmtree(scratch, ignore_errors=True)
-        written.append(src)
+        with _exclusive(scratch.with_suffix(".lock")):  # refreshes from other checkouts wait their turn
+            written.append(_refresh_one(stem, scratch, progress))
     return written
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (POSIX; a no-op where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _refresh_one(stem: str, scratch: Path, progress: bool) -> Path:
+    """Re-execute one notebook into ``scratch`` and write it back normalised (nothing written on failure)."""
+    import papermill as pm
+
+    src = notebook_path(stem)
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    out = scratch / src.name
+    env_before = os.environ.get("MEDBENCH_REPORTS")
+    headless_before = os.environ.get(ENV_HEADLESS)
+    os.environ["MEDBENCH_REPORTS"] = str(scratch / "reports")
+    os.environ[ENV_HEADLESS] = "1"  # no progress bars in committed outputs
+    try:
+        pm.execute_notebook(str(src), str(out), kernel_name=kernel_name(), progress_bar=progress,
+                            cwd=str(src.parent), kernel_manager_class=kernel_manager_for(scratch / KERNEL_LOG))
+    except Exception as exc:
+        raise RunError(_failure_message(stem, exc)) from None
+    finally:
+        for key, value in (("MEDBENCH_REPORTS", env_before), (ENV_HEADLESS, headless_before)):
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    normalise_notebook(out)
+    write_text(src, out.read_text(encoding="utf-8"))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return src
 
 
 def normalise_notebook(path: Path) -> None:

@@ -27,21 +27,27 @@ def _notebook(cells: list[str], path: Path) -> None:
     nbformat.write(nb, path)
 
 
-GOOD = [
-    "seed = 0\ndata_n_cases = 2",
-    "from medbench import report\nfrom medbench.recipes import data_audit\n"
-    "cfg = data_audit.Params.from_namespace(globals())\nrun = report.start_run(cfg, deterministic=False)",
-    "run.finish({'answer': cfg.seed + 0.5, 'cases': cfg.data.n_cases})",
-]
+def _good(stem: str) -> list[str]:
+    """A stand-in that builds its notebook's own schema from the injected smoke parameters."""
+    return [
+        "seed = 0\ndata_n_cases = 2",
+        f"from medbench import recipes, report\ncfg = recipes.schema_for({stem!r}).from_namespace(globals())\n"
+        "run = report.start_run(cfg, deterministic=False)",
+        "data = getattr(cfg, 'data', None)\n"
+        "run.finish({'answer': cfg.seed + 0.5, 'cases': getattr(data, 'n_cases', None)})",
+    ]
+
+
 BAD = ["seed = 0", "x = 1", "raise ValueError('planted failure')"]
 
 
 @pytest.fixture()
 def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in for every registered notebook: ``00_tour`` fails, the others complete."""
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
-    _notebook(BAD, nbs / "00_tour.ipynb")
-    _notebook(GOOD, nbs / "01_data_audit.ipynb")
+    for stem in recipes.NOTEBOOKS:
+        _notebook(BAD if stem == "00_tour" else _good(stem), nbs / f"{stem}.ipynb")
     monkeypatch.setenv("MEDBENCH_NOTEBOOKS", str(nbs))
     return tmp_path
 
@@ -69,8 +75,10 @@ def test_failure_is_isolated_reported_and_indexed(stand_ins: Path) -> None:
     failed = json.loads((by_name["00_tour"].run_dir / "run.json").read_text())
     assert failed["status"] == "failed" and "planted failure" in failed["error"]
     assert not [p for p in reports.rglob(".*") if p.name != ".write-test-"], "temporary folders left behind"
+    assert all(r.status == "completed" for r in results if r.notebook != "00_tour")
+    assert [r.notebook for r in results] == list(recipes.NOTEBOOKS)
     index = (reports / "index.html").read_text()
-    assert index.count("<tr class=") == 2 and "planted failure" in index and "answer" in index
+    assert index.count("<tr class=") == len(recipes.NOTEBOOKS) and "planted failure" in index and "answer" in index
     assert any("report:" in m for m in messages)
 
 
@@ -189,3 +197,15 @@ def test_progress_output_is_free_of_kernel_warnings(stand_ins: Path) -> None:
     (run_dir,) = (reports / "01_data_audit").iterdir()
     assert (run_dir / "kernel.log").is_file()
     assert "without encryption" not in (run_dir / "kernel.log").read_text()  # CurveZMQ is on where supported
+
+
+def test_refresh_scratch_is_held_exclusively(tmp_path: Path) -> None:
+    """Two checkouts refreshing notebooks at once share the fixed scratch path: the second waits for the lock."""
+    import fcntl
+
+    lock = tmp_path / "scratch.lock"
+    with runner._exclusive(lock), open(lock, "a") as other:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with open(lock, "a") as other:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released afterwards

@@ -13,14 +13,16 @@ from typing import Any
 
 import pandas as pd
 
-from medbench.bench import audit_throughput, engine_vs_loop, phantom_generation
+from medbench.bench import audit_throughput, engine_vs_loop, inference, phantom_generation, registration
 from medbench.errors import ConfigError
 
 #: Benchmark name -> its ``run(out_dir=..., **size)`` function.
 BENCHMARKS: dict[str, Callable[..., pd.DataFrame]] = {
     "audit": audit_throughput.run,
     "engine": engine_vs_loop.run,
+    "inference": inference.run,
     "phantom": phantom_generation.run,
+    "registration": registration.run,
 }
 
 

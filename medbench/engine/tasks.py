@@ -84,3 +84,57 @@ class SegmentationTask:
         finite = [v for v in out.values() if np.isfinite(v)]
         out["dice_mean"] = float(np.mean(finite)) if finite else 0.0
         return out
+
+
+class ClassificationTask:
+    """Whole-volume classification: cross-entropy on logits ``(N, n_classes)``, one AdamW optimiser.
+
+    Items are dicts with a channel-first ``image`` ``(C, i, j, k)`` and an
+    integer ``label``. Validation reports ``accuracy``, ``auroc`` (binary
+    tasks: the positive class's probability; 0.5 when only one class is
+    present) and ``loss``; the monitored metric is ``monitor`` (default
+    ``"auroc"``, ties broken by the engine's first-best rule).
+    """
+
+    mode = "max"
+
+    def __init__(self, n_classes: int = 2, *, monitor: str = "auroc", image_key: str = "image",
+                 label_key: str = "label", label_smoothing: float = 0.0) -> None:
+        if monitor not in ("auroc", "accuracy"):
+            raise ValueError(f"monitor must be 'auroc' or 'accuracy', got {monitor!r}")
+        self.n_classes = n_classes
+        self.monitor = monitor
+        self.image_key, self.label_key = image_key, label_key
+        self.loss = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def optimizers(self, model: torch.nn.Module, params: TrainParams) -> dict[str, torch.optim.Optimizer]:
+        return {"main": torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)}
+
+    def train_step(self, ctx: StepContext, batch: Any) -> dict[str, float]:
+        x = torch.as_tensor(batch[self.image_key]).to(ctx.device)
+        y = torch.as_tensor(batch[self.label_key]).long().reshape(-1).to(ctx.device)
+        with ctx.autocast():
+            loss = self.loss(ctx.model(x), y)
+        ctx.backward(loss)
+        return {"loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def probabilities(self, model: torch.nn.Module, dataset: Any, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+        """Softmax probabilities ``(n, n_classes)`` and labels ``(n,)`` of every item, in eval mode."""
+        model.eval()
+        probs, labels = [], []
+        for i in range(len(dataset)):
+            item = dataset[i]
+            x = torch.as_tensor(item[self.image_key])[None].to(device)
+            probs.append(torch.softmax(model(x).float(), dim=1)[0].cpu().numpy())
+            labels.append(int(torch.as_tensor(item[self.label_key]).reshape(-1)[0]))
+        return np.asarray(probs), np.asarray(labels)
+
+    def validate(self, model: torch.nn.Module, dataset: Any, device: torch.device) -> dict[str, float]:
+        from medbench.metrics.classification import auroc
+
+        probs, labels = self.probabilities(model, dataset, device)
+        nll = -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, None))
+        out = {"accuracy": float((probs.argmax(1) == labels).mean()), "loss": float(nll.mean())}
+        out["auroc"] = auroc(probs[:, 1], labels) if self.n_classes == 2 else float("nan")
+        return out

@@ -23,17 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from medbench.errors import GeometryError
 from medbench.image.volume import Volume
+from medbench.metrics._grid import paired_arrays
 
 
 def _arrays(pred: Volume | np.ndarray, truth: Volume | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p = pred.array if isinstance(pred, Volume) else np.asarray(pred)
-    t = truth.array if isinstance(truth, Volume) else np.asarray(truth)
-    if p.shape != t.shape:
-        raise GeometryError(f"prediction shape {p.shape} does not match the truth {t.shape}")
-    if isinstance(pred, Volume) and isinstance(truth, Volume):
-        truth.check_same_grid(pred, "prediction")
+    t, p = paired_arrays(truth, pred, context="segmentation metric", other_name="prediction")
     return p, t
 
 
@@ -80,6 +75,25 @@ def dice(pred: Volume | np.ndarray, truth: Volume | np.ndarray, labels: Mapping[
         edge = _edge_case(bool(pm.any()), bool(tm.any()), worst=0.0)
         out[name] = edge if edge is not None else float(compute_dice(pm, tm, include_background=True)[0, 0])
     return out
+
+
+def pooled_dice(pred: Volume | np.ndarray, truth: Volume | np.ndarray, labels: Mapping[int, str]) -> float:
+    """Dice pooled over the classes in ``labels``: 2 sum_c |P_c ∩ T_c| / sum_c (|P_c| + |T_c|) (micro-average).
+
+    One number for how well two multi-class label maps agree, weighted by
+    voxels, so a one-voxel class cannot swing it (used to compare an inference
+    backend's argmax with the reference's). Both maps empty in every class ->
+    ``nan`` (the empty-structure convention above).
+    """
+    p, t = _arrays(pred, truth)
+    overlap = 0
+    total = 0
+    for value in labels:
+        pm = p == value
+        tm = t == value
+        overlap += int(np.count_nonzero(pm & tm))
+        total += int(np.count_nonzero(pm)) + int(np.count_nonzero(tm))
+    return float("nan") if total == 0 else 2.0 * overlap / total
 
 
 def hd95(

@@ -81,6 +81,20 @@ def patch_problem(name: str, patch: Sequence[int]) -> str | None:
     return None
 
 
+def models_patch_problem(names: Sequence[str], patch: Sequence[int]) -> str | None:
+    """Why a list of architectures cannot share ``patch`` (an empty list, or the first misfit); None when they can.
+
+    Recipe schemas that train several architectures on one patch validate with this.
+    """
+    if not names:
+        return "models is empty"
+    for name in names:
+        problem = patch_problem(name, patch)
+        if problem:
+            return f"data.patch: {problem}"
+    return None
+
+
 def _check_patch(name: str, patch: Sequence[int]) -> None:
     problem = patch_problem(name, patch)
     if problem:

@@ -37,7 +37,7 @@ from medbench.errors import ConfigError
 from medbench.image.convert import from_metatensor
 from medbench.image.volume import Volume
 from medbench.metrics.calibration import expected_calibration_error, reliability_table, uncertainty_error_auroc
-from medbench.models.factory import ARCHITECTURES, Architecture, ModelParams, forward_flops, patch_problem
+from medbench.models.factory import ARCHITECTURES, Architecture, ModelParams, forward_flops, models_patch_problem
 from medbench.recipes.sections import PhantomData
 
 NOTEBOOK = "04_segmentation"
@@ -105,12 +105,9 @@ class Params(config.Params):
 
     @model_validator(mode="after")
     def _patch_fits_models(self) -> Params:
-        if not self.models:
-            raise ValueError("models is empty")
-        for name in self.models:
-            problem = patch_problem(name, self.data.patch)
-            if problem:
-                raise ValueError(f"data.patch: {problem}")
+        problem = models_patch_problem(self.models, self.data.patch)
+        if problem:
+            raise ValueError(problem)
         unknown = sorted(set(self.epochs_by_model) - set(ARCHITECTURES))
         if unknown:
             raise ValueError(f"epochs_by_model names {unknown}, which are not architectures "

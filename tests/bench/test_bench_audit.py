@@ -57,7 +57,7 @@ def test_synthetic_tree_is_cached(tmp_path: Path) -> None:
 
 def test_registry_and_unknown_names() -> None:
     assert "audit" in BENCHMARKS
-    with pytest.raises(ConfigError, match="unknown benchmark 'nope'; available: audit, engine, phantom"):
+    with pytest.raises(ConfigError, match="unknown benchmark 'nope'; available: audit, engine, inference, phantom, registration"):
         run_benchmark("nope")
 
 

@@ -56,3 +56,19 @@ def test_mean_ci_known_answer() -> None:
     assert ci.high - ci.mean == pytest.approx(4.302652729 / np.sqrt(3), rel=1e-6)
     assert metrics.mean_ci([0.7]) == (0.7, 0.7, 0.7, 1)
     assert metrics.mean_ci([]).n == 0
+
+
+def test_pooled_dice_known_answer() -> None:
+    truth = np.zeros((10, 10, 10), np.uint8)
+    truth[:5] = 1                                    # 500 voxels of class 1
+    truth[9, 9, 9] = 2                               # one voxel of class 2
+    pred = truth.copy()
+    pred[9, 9, 9] = 0                                # the one-voxel class is missed
+    # 2 * 500 / (500 + 500 + 0 + 1): one voxel barely moves the pooled value (the per-class mean would be 0.5)
+    assert metrics.pooled_dice(pred, truth, NAMES) == pytest.approx(1000 / 1001)
+    assert metrics.pooled_dice(truth, truth, NAMES) == 1.0
+    pred[:5] = 2                                     # every class-1 voxel called class 2
+    assert metrics.pooled_dice(pred, truth, NAMES) == pytest.approx(0.0)
+    assert np.isnan(metrics.pooled_dice(np.zeros_like(truth), np.zeros_like(truth), NAMES))
+    with pytest.raises(GeometryError):
+        metrics.pooled_dice(pred[:5], truth, NAMES)

@@ -65,3 +65,13 @@ def test_mc_dropout_keeps_norms_in_eval_and_needs_dropout() -> None:
     no_dropout = build_model(ModelParams(name="unet", dropout=0.0), 1, 2, (16, 16, 16))
     with pytest.raises(ConfigError, match="MC dropout needs dropout layers"):
         enable_mc_dropout(no_dropout)
+
+
+def test_models_patch_problem_names_the_first_misfit_and_an_empty_list() -> None:
+    from medbench.models.factory import models_patch_problem
+
+    assert models_patch_problem(["unet", "swin_unetr"], (64, 64, 32)) is None
+    assert models_patch_problem([], (64, 64, 32)) == "models is empty"
+    # 40 suits the UNet (multiples of 8) but neither UNETR (16) nor SwinUNETR (32): the first misfit is named
+    problem = models_patch_problem(["unet", "unetr", "swin_unetr"], (40, 40, 40))
+    assert problem is not None and problem.startswith("data.patch: unetr ") and "multiples of 16" in problem

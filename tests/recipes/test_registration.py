@@ -1,0 +1,79 @@
+"""The 02_registration recipe at the QUICK size: schema, profiles, checked metrics against their definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medbench import recipes
+from medbench.metrics import landmark_tre, tre_summary
+from medbench.recipes import registration as reg
+
+
+def test_quick_parameters_and_profiles_validate() -> None:
+    reg.Params.validate_values(reg.QUICK)
+    full = recipes.resolve("02_registration", "full")
+    assert full.data.image_size == [128, 128, 64]  # type: ignore[attr-defined]
+    assert recipes.resolve("02_registration") == reg.Params()
+    with pytest.raises(Exception, match="deformable_demons_iteration"):
+        reg.Params.validate_values({"deformable_demons_iteration": 3})
+
+
+@pytest.fixture(scope="module")
+def quick() -> tuple[reg.Params, reg.CaseData]:
+    cfg = reg.Params.validate_values(reg.QUICK)
+    return cfg, reg.load_case(cfg)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_checked_metrics_match_their_definitions(quick: tuple[reg.Params, reg.CaseData]) -> None:
+    cfg, data = quick
+    c = data.case
+    rigid = reg.rigid_case(cfg, data)
+    rigid_tre = reg.tre_table(data, rigid)
+    failures = reg.failure_cases(cfg, data)
+    failure_tre = reg.tre_table(data, failures)
+    breathing = reg.breathing_case(cfg, data)
+    ev = reg.evaluate_breathing(data, breathing)
+    m = reg.checked_metrics(data, rigid_tre, failure_tre, ev)
+    methods = ("before", "rigid", "bspline", "demons")
+    assert set(m) == {"a_rigid_tre_before_mm", "a_rigid_tre_after_mm", "a_rigid_single_res_tre_mm",
+                      "d_mean_squares_tre_mm", "d_no_init_tre_mm", "d_geometry_init_tre_mm"} | {
+        f"b_{k}_{q}" for k in methods for q in ("landmark_tre_mm", "dense_tre_organs_mm", "dense_tre_body_mm",
+                                                "dice", "folding_percent")}
+    # before = the true CT <-> MR offset at the landmarks
+    assert m["a_rigid_tre_before_mm"] == pytest.approx(tre_summary(c.landmarks.mr, c.landmarks.ct)["mean"])
+    first = rigid["rigid MI, 3-level pyramid"]
+    assert m["a_rigid_tre_after_mm"] == pytest.approx(landmark_tre(first.transform, c.landmarks.mr,
+                                                                   c.landmarks.ct)["mean"])
+    assert m["a_rigid_tre_after_mm"] < m["a_rigid_tre_before_mm"] / 3
+    # the failures fail and the initialised run recovers
+    assert m["d_mean_squares_tre_mm"] > 3 * m["a_rigid_tre_after_mm"]
+    assert m["d_no_init_tre_mm"] == -1.0 or m["d_no_init_tre_mm"] > 3 * m["d_geometry_init_tre_mm"]
+    # before registration the dense error is |u|; the organs move, so their median error is the motion
+    organ = np.isin(c.labels_deformed.array, list(reg.ORGANS))
+    assert m["b_before_dense_tre_organs_mm"] == pytest.approx(float(np.median(c.displacement.magnitude[organ])),
+                                                              rel=1e-5)
+    assert m["b_before_folding_percent"] == 0.0
+    assert ev.table.loc["demons", "status"] == "converged"
+    assert set(ev.organs.columns) == set(methods)
+
+
+@pytest.mark.slow
+def test_mni_case_moves_the_template_by_the_known_transform_and_rigid_mi_recovers_it() -> None:
+    cfg = reg.Params.validate_values({"mni_spacing_mm": 8.0, "rigid_iterations": 30, "mni_n_points": 10})
+    case = reg.mni_case(cfg)  # type: ignore[arg-type]
+    # moving(T(x)) = fixed(x) up to the contrast change: the moved brain points land on brain in the moving image
+    assert case.truth.apply(case.points).shape == (10, 3)
+    res = reg.mni_register(cfg, case)  # type: ignore[arg-type]
+    table = case.table(res)
+    before, after = table["tre_mean_mm"]
+    assert before == pytest.approx(float(np.linalg.norm(case.truth.apply(case.points) - case.points, axis=1).mean()))
+    assert after < before / 4
+
+
+def test_the_checked_numbers_depend_on_the_seed() -> None:
+    a = reg.load_case(reg.Params.validate_values({**reg.QUICK, "seed": 0}))  # type: ignore[arg-type]
+    b = reg.load_case(reg.Params.validate_values({**reg.QUICK, "seed": 1}))  # type: ignore[arg-type]
+    before = [tre_summary(d.case.landmarks.mr, d.case.landmarks.ct)["mean"] for d in (a, b)]
+    assert round(before[0], 2) != round(before[1], 2)
