@@ -27,15 +27,15 @@ def test_schema_quick_and_profiles_validate() -> None:
 
 def _evaluation() -> rs.Evaluation:
     rows = [
-        {"method": "degraded", "kind": "input", "psnr_db": 30.0, "ssim": 0.8, "lesions_erased": 3,
+        {"method": "degraded", "kind": "input", "contrast_recovery": 0.95, "psnr_db": 30.0, "ssim": 0.8, "lesions_erased": 3,
          "lesions_created": 9, "dice_organs": 0.7},
-        {"method": "tv", "kind": "classical", "psnr_db": 33.0, "ssim": 0.9, "lesions_erased": 4,
+        {"method": "tv", "kind": "classical", "contrast_recovery": 0.5, "psnr_db": 33.0, "ssim": 0.9, "lesions_erased": 4,
          "lesions_created": 1, "dice_organs": 0.75},
-        {"method": "red_cnn", "kind": "learned", "psnr_db": 35.5, "ssim": 0.95, "lesions_erased": 1,
+        {"method": "red_cnn", "kind": "learned", "contrast_recovery": 0.9, "psnr_db": 35.5, "ssim": 0.95, "lesions_erased": 1,
          "lesions_created": 0, "dice_organs": 0.8},
-        {"method": "cgan", "kind": "learned", "psnr_db": 34.0, "ssim": 0.93, "lesions_erased": 2,
+        {"method": "cgan", "kind": "learned", "contrast_recovery": 0.8, "psnr_db": 34.0, "ssim": 0.93, "lesions_erased": 2,
          "lesions_created": 2, "dice_organs": 0.78},
-        {"method": "noise-free (reference)", "kind": "reference", "psnr_db": np.nan, "ssim": np.nan,
+        {"method": "noise-free (reference)", "kind": "reference", "contrast_recovery": 1.0, "psnr_db": np.nan, "ssim": np.nan,
          "lesions_erased": 0, "lesions_created": 0, "dice_organs": 0.82},
     ]
     return rs.Evaluation(pd.DataFrame(rows).set_index("method"), {})
@@ -48,6 +48,15 @@ def test_checked_metrics_known_answers() -> None:
     assert out["created_cgan"] == 2 and out["erased_tv"] == 4 and out["dice_noise_free"] == pytest.approx(0.82)
     assert "psnr_noise_free" not in out
     assert set(rs.results_table(_evaluation())["gain_db"].dropna().round(1)) == {0.0, 3.0, 5.5, 4.0}
+
+
+def test_reading_names_the_winner_its_lesion_cost_and_the_downstream_spread() -> None:
+    text = rs.reading(_evaluation()).splitlines()
+    assert text[0] == "Highest PSNR: red_cnn (+5.50 dB over the low-dose input)."
+    assert text[1] == "Best classical: tv (+3.00 dB)."
+    assert text[2].startswith("red_cnn erases 1 planted lesions and creates 0; the input itself shows 9")
+    assert text[3].startswith("Fewest lesions erased: red_cnn (1 erased, 0 created")
+    assert text[4] == "Downstream organ Dice: low-dose 0.700, noise-free 0.820, red_cnn 0.800; spread over methods 0.120."
 
 
 @pytest.mark.slow
