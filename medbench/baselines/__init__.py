@@ -20,7 +20,8 @@ objects on the CT grid; scoring uses :func:`medbench.metrics.dice`):
   from ``fit_ct_pet_lesion_rule``);
 * restoration (:mod:`.denoise`): ``nlm_denoise`` (scikit-image non-local
   means with its documented defaults, noise SD estimated from the image) and
-  ``psnr_gain_db``;
+  ``psnr_gain_db``; the classical filters (Gaussian, median, TV, NLM, BM3D)
+  on 2D slices, each tuned on validation slices (``tune_classical``);
 * registration (:mod:`.alignment`): ``centre_of_mass_align(fixed, moving)`` ->
   :class:`~medbench.image.transforms.RigidTransform` (translation between the
   foreground centroids).
@@ -29,7 +30,15 @@ objects on the CT grid; scoring uses :func:`medbench.metrics.dice`):
 from __future__ import annotations
 
 from medbench.baselines.alignment import centre_of_mass_align, foreground_mask
-from medbench.baselines.denoise import nlm_denoise, psnr_gain_db
+from medbench.baselines.denoise import (
+    CLASSICAL_FILTERS,
+    CLASSICAL_GRIDS,
+    TunedFilter,
+    classical_denoise,
+    nlm_denoise,
+    psnr_gain_db,
+    tune_classical,
+)
 from medbench.baselines.lesions import (
     ct_lesion_rule,
     ct_pet_lesion_rule,
@@ -50,6 +59,11 @@ from medbench.baselines.segmentation import (
 )
 
 __all__ = [
+    "CLASSICAL_FILTERS",
+    "CLASSICAL_GRIDS",
+    "TunedFilter",
+    "classical_denoise",
+    "tune_classical",
     "SEGMENTATION_BASELINES",
     "ThresholdRule",
     "atlas_vote",

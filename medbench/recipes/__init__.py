@@ -35,6 +35,7 @@ NOTEBOOKS: dict[str, str] = {
     "00_tour": "medbench.recipes.tour",
     "01_data_audit": "medbench.recipes.data_audit",
     "02_registration": "medbench.recipes.registration",
+    "03_restoration": "medbench.recipes.restoration",
     "04_segmentation": "medbench.recipes.segmentation",
     "06_explainability": "medbench.recipes.explainability",
     "07_inference_benchmark": "medbench.recipes.inference_benchmark",
