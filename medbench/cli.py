@@ -49,7 +49,8 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    """Train a notebook's models from the command line: the recipe's own ``train`` (the notebook's code path).
+    """Train a notebook's models from the command line: the recipe's ``cli_train`` (its ``train`` on freshly
+    loaded data, the notebook's code path).
 
     Runs unchanged under ``torchrun --nproc_per_node N -m medbench.cli train NB``:
     every process trains its shard; rank 0 alone writes the run folder.
@@ -65,8 +66,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     stem = recipes.resolve_notebook(args.notebook)
     module = recipes.recipe(stem)
-    if not hasattr(module, "train"):
-        trainable = [nb for nb in recipes.NOTEBOOKS if hasattr(recipes.recipe(nb), "train")]
+    if not hasattr(module, "cli_train"):
+        trainable = [nb for nb in recipes.NOTEBOOKS if hasattr(recipes.recipe(nb), "cli_train")]
         raise ConfigError(f"{stem} trains nothing; notebooks that train: {', '.join(trainable) or 'none'}")
     overrides = dict(config.parse_override(p) for p in args.param)
     cfg = recipes.resolve(stem, args.profile, overrides)
@@ -83,9 +84,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        results = module.train(cfg, run)
+        results = module.cli_train(cfg, run)
         if run is not None:
-            summary = module.train_summary(results) if hasattr(module, "train_summary") else {}
+            summary = module.train_summary(results) if hasattr(module, "train_summary") else {
+                key: value for name, t in results.items()
+                for key, value in ((f"{name}_best_val", t.fit.best_metric), (f"{name}_train_s", t.fit.train_time_s))}
             run.finish(summary)
             print(report.format_metrics(summary))
             print(f"run folder: {run.run_dir}")

@@ -295,6 +295,11 @@ def train(cfg: Params, data: ClassData, run: Any = None) -> dict[str, Trained]:
     return out
 
 
+def cli_train(cfg: Params, run: Any = None) -> dict[str, Trained]:
+    """``medbench train 06_explainability``: the classifiers (:func:`train`) on freshly loaded cohorts."""
+    return train(cfg, load_data(cfg), run)
+
+
 def classification_table(data: ClassData, trained: Mapping[str, Trained]) -> pd.DataFrame:
     """Test AUROC and accuracy of each model on each cohort's test split (the spurious test has the cue
     independent of the label, so a model that learned the cue drops here)."""

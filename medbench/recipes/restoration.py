@@ -396,6 +396,11 @@ def train(cfg: Params, data: RestorationData, run: Any = None) -> dict[str, Trai
     return out
 
 
+def cli_train(cfg: Params, run: Any = None) -> dict[str, Trained]:
+    """``medbench train 03_restoration``: the learned models (:func:`train`) on freshly loaded slices."""
+    return train(cfg, load_data(cfg), run)
+
+
 def history_table(trained: Mapping[str, Trained]) -> pd.DataFrame:
     rows = [{"model": n, "params_m": t.params_m, "epochs": t.fit.epochs_run, "best_epoch": t.fit.best_epoch + 1,
              "best_val_psnr_model_units": t.fit.best_metric, "train_s_per_epoch": t.train_s_per_epoch}

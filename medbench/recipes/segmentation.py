@@ -216,6 +216,11 @@ def train(cfg: Params, run: Any = None, data: SegData | None = None, seg: Segmen
     return out
 
 
+def cli_train(cfg: Params, run: Any = None) -> dict[str, Trained]:
+    """``medbench train 04_segmentation``: :func:`train` on freshly loaded data."""
+    return train(cfg, run)
+
+
 def train_summary(trained: Mapping[str, Trained]) -> dict[str, Any]:
     """What ``medbench train`` records: best validation Dice and train time per model."""
     out: dict[str, Any] = {}

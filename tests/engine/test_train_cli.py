@@ -35,6 +35,29 @@ def test_train_writes_a_run_with_checkpoints(tmp_path: Path) -> None:
     assert set(metrics) == {"unet_val_dice", "unet_train_s"} and 0.0 <= metrics["unet_val_dice"] <= 1.0
 
 
+@pytest.mark.slow
+def test_every_trainable_notebook_other_than_04_trains_from_the_command_line(tmp_path: Path) -> None:
+    """03 and 06 train through the same CLI (their ``train`` needs loaded data: ``cli_train`` loads it)."""
+    runs = {
+        "03_restoration": ["-p", "models=[red_cnn]", "-p", "epochs_by_model={}", "-p", "train.epochs=1",
+                           "-p", "data.n_cases=5", "-p", "data.image_size=[32, 32, 16]",
+                           "-p", "data.spacing=[12.5, 12.5, 16.0]", "-p", "data.val_slices=4", "-p", "crop=16"],
+        "06_explainability": ["-p", "data.n_cases=6", "-p", "data.image_size=[32, 32, 16]",
+                              "-p", "data.spacing=[12.5, 12.5, 16.0]", "-p", "data.downsample=1",
+                              "-p", "train.epochs=1", "-p", "explain.label_randomisation=false"],
+    }
+    for notebook, params in runs.items():
+        out = tmp_path / notebook
+        res = subprocess.run([sys.executable, "-m", "medbench.cli", "train", notebook, *params, "--out", str(out),
+                              "--threads", "1"], capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path,
+                             timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        metrics = json.loads((out / "metrics.json").read_text())
+        models = {"03_restoration": ["red_cnn"], "06_explainability": ["clean", "spurious"]}[notebook]
+        assert set(metrics) == {f"{m}_{k}" for m in models for k in ("best_val", "train_s")}, metrics
+        assert all(metrics[f"{m}_train_s"] > 0 for m in models)
+
+
 def test_train_refuses_a_notebook_that_trains_nothing(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "medbench.cli", "train", "00_tour"], capture_output=True, text=True,
                          env=_env(tmp_path), cwd=tmp_path, timeout=120)
