@@ -138,3 +138,99 @@ class ClassificationTask:
         out = {"accuracy": float((probs.argmax(1) == labels).mean()), "loss": float(nll.mean())}
         out["auroc"] = auroc(probs[:, 1], labels) if self.n_classes == 2 else float("nan")
         return out
+
+
+class RegistrationTask:
+    """Pairwise deformable registration: the model maps ``(fixed, moving)`` to a dense displacement (voxels).
+
+    Items: ``image`` ``(2, i, j, k)`` (channel 0 fixed, 1 moving, both normalised), ``fixed_label`` and
+    ``moving_label`` ``(1, i, j, k)`` integer maps. The loss is the dissimilarity of the warped moving image to
+    the fixed one (``similarity``: MONAI local normalised cross-correlation ``"lncc"`` or ``"mse"``), plus
+    ``bending_weight`` x the DDF's bending energy (smoothness), plus ``label_weight`` x the Dice loss of the
+    warped one-hot moving labels against the fixed labels (weak supervision; 0 = unsupervised), plus
+    ``field_weight`` x the mean squared error (voxels²) to a known displacement ``ddf`` ``(3, i, j, k)`` where an
+    item carries one (full supervision, e.g. by a phantom's true field; NaN entries are ignored). Validation
+    warps the moving labels (nearest) and reports ``dice_mean`` over the foreground labels, the monitored
+    metric, and ``similarity`` (the image term).
+    """
+
+    monitor = "dice_mean"
+    mode = "max"
+
+    def __init__(self, n_labels: int, *, similarity: str = "lncc", bending_weight: float = 1.0,
+                 label_weight: float = 1.0, field_weight: float = 0.0, lncc_kernel: int = 5) -> None:
+        from monai.losses import BendingEnergyLoss, DiceLoss, LocalNormalizedCrossCorrelationLoss
+
+        if similarity not in ("lncc", "mse"):
+            raise ValueError(f"similarity must be 'lncc' or 'mse', got {similarity!r}")
+        if n_labels < 2:
+            raise ValueError(f"n_labels counts the background too and must be >= 2, got {n_labels}")
+        self.n_labels = n_labels
+        self.bending_weight, self.label_weight, self.field_weight = bending_weight, label_weight, field_weight
+        self.similarity: torch.nn.Module = (
+            LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=lncc_kernel) if similarity == "lncc"
+            else torch.nn.MSELoss())
+        self.bending = BendingEnergyLoss()
+        self.dice_loss = DiceLoss(include_background=False)
+
+    def optimizers(self, model: torch.nn.Module, params: TrainParams) -> dict[str, torch.optim.Optimizer]:
+        return {"main": torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)}
+
+    def _one_hot(self, label: torch.Tensor) -> torch.Tensor:
+        from monai.networks import one_hot
+
+        return one_hot(label.long(), num_classes=self.n_labels, dim=1).float()
+
+    def losses(self, model: torch.nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
+        """The loss terms of one batch (``total`` is what training minimises)."""
+        from medbench.models.registration import warp
+
+        x = torch.as_tensor(batch["image"]).float().to(device)
+        fixed, moving = x[:, :1], x[:, 1:2]
+        ddf = model(x)
+        out = {"similarity": self.similarity(warp(moving, ddf), fixed), "bending": self.bending(ddf)}
+        total = out["similarity"] + self.bending_weight * out["bending"]
+        if self.label_weight > 0:
+            moved = warp(self._one_hot(torch.as_tensor(batch["moving_label"]).to(device)), ddf)
+            out["label"] = self.dice_loss(moved, self._one_hot(torch.as_tensor(batch["fixed_label"]).to(device)))
+            total = total + self.label_weight * out["label"]
+        if self.field_weight > 0 and "ddf" in batch:
+            true = torch.as_tensor(batch["ddf"]).float().to(device)
+            known = torch.isfinite(true)
+            if bool(known.any()):
+                out["field"] = ((ddf - torch.nan_to_num(true)) ** 2)[known].mean()
+                total = total + self.field_weight * out["field"]
+        out["total"] = total
+        return out
+
+    def train_step(self, ctx: StepContext, batch: Any) -> dict[str, float]:
+        with ctx.autocast():
+            terms = self.losses(ctx.model, batch, ctx.device)
+        ctx.backward(terms["total"])
+        return {"loss": float(terms["total"].detach()), **{k: float(v.detach()) for k, v in terms.items()
+                                                              if k != "total"}}
+
+    @torch.no_grad()
+    def predict_ddf(self, model: torch.nn.Module, image: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """The DDF ``(3, i, j, k)`` (voxels) of one item's ``image`` ``(2, i, j, k)``, in eval mode."""
+        model.eval()
+        return model(torch.as_tensor(image).float()[None].to(device))[0].float().cpu()
+
+    @torch.no_grad()
+    def validate(self, model: torch.nn.Module, dataset: Any, device: torch.device) -> dict[str, float]:
+        from medbench.models.registration import warp
+
+        model.eval()
+        names = {k: str(k) for k in range(1, self.n_labels)}
+        dices, sims = [], []
+        for i in range(len(dataset)):
+            item = dataset[i]
+            x = torch.as_tensor(item["image"]).float()[None].to(device)
+            ddf = model(x)
+            sims.append(float(self.similarity(warp(x[:, 1:2], ddf), x[:, :1])))
+            moved = warp(torch.as_tensor(item["moving_label"]).float()[None].to(device), ddf, mode="nearest")
+            truth = torch.as_tensor(item["fixed_label"])[0].cpu().numpy().astype(np.int64)
+            values = list(dice(moved[0, 0].cpu().numpy().astype(np.int64), truth, names).values())
+            dices.append(float(np.nanmean(values)) if np.isfinite(values).any() else float("nan"))
+        return {"dice_mean": float(np.nanmean(dices)) if np.isfinite(dices).any() else 0.0,
+                "similarity": float(np.mean(sims))}

@@ -9,6 +9,8 @@ The recipe's steps, one call each in the notebook:
    the CT's registered without initialisation: both fail visibly (status, TRE);
 4. :func:`breathing_case` — (b) deformed CT (fixed) to CT (moving): rigid alone, B-spline FFD and diffeomorphic
    demons (both starting from the rigid result);
+   :func:`learned_case` — (b) by a MONAI LocalNet trained through :func:`medbench.engine.fit` on other phantom
+   patients (never this one), predicting the whole deformation in one forward pass;
 5. tables (:func:`tre_table`, :func:`dense_table`, :func:`breathing_table`) and :func:`checked_metrics`.
 
 Conventions: every transform maps fixed points to moving points (LPS mm); TRE is measured between
@@ -31,6 +33,7 @@ from medbench.data.phantom import BENCHMARK_ORGANS, LABELS, PhantomCase, cohort_
 from medbench.errors import RegistrationError
 from medbench.image.transforms import RigidTransform
 from medbench.image.volume import Volume
+from medbench.models.registration import LocalNetParams
 from medbench.recipes.sections import PhantomData
 from medbench.registration import RegistrationResult, demons, register
 
@@ -73,6 +76,28 @@ class DeformableParams(config.Section):
     elastix: bool = Field(True, description="Add elastix's B-spline (optional extra itk-elastix) when installed.")
     elastix_iterations: int = Field(64, ge=1, description="elastix iterations per level (rigid and B-spline).")
     elastix_resolutions: int = Field(2, ge=1, description="elastix pyramid levels.")
+
+
+class LearnedParams(LocalNetParams):
+    """Case (b) by a MONAI LocalNet trained through the engine (:func:`learned_case`; not yet a notebook row).
+
+    Its training and validation pairs come from a second cohort (seed + 1: other patients, same grid), so the
+    evaluated case is never seen. A pair is (fixed = breathing-deformed CT, moving = CT), and with
+    ``both_directions`` also the reverse, with the organ labels for weak supervision and for validation.
+    """
+
+    enabled: bool = Field(True, description="Train the LocalNet and add its row to case (b).")
+    pairs: int = Field(8, ge=1, description="Training patients (pairs).")
+    val_pairs: int = Field(2, ge=1, description="Validation patients (pairs; the best epoch by organ Dice).")
+    both_directions: bool = Field(True, description="Also train on the reverse pair (CT fixed, deformed moving).")
+    epochs: int = Field(40, ge=1, description="Training epochs.")
+    lr: float = Field(3e-3, gt=0, description="Peak learning rate (AdamW, cosine).")
+    similarity: Literal["lncc", "mse"] = Field("lncc", description="Image term: local normalised cross-correlation "
+                                                                   "or mean squares (same-modality pairs).")
+    bending_weight: float = Field(1.0, ge=0, description="Weight of the DDF's bending energy (smoothness).")
+    label_weight: float = Field(1.0, ge=0, description="Weight of the organ-label Dice loss (0: unsupervised).")
+    field_weight: float = Field(0.0, ge=0, description="Weight of the error to the training patients' TRUE breathing "
+                                                       "field (voxels²; supervised registration; 0: not used).")
 
 
 class MniParams(config.Section):
@@ -306,6 +331,103 @@ def breathing_case(cfg: Params, data: CaseData) -> dict[str, RegistrationResult]
 CHECKED_METHODS = ("before", "rigid", "bspline", "demons")
 
 
+#: CT window (HU) the learned registration sees, scaled to [0, 1]: air to bone, so the body outline,
+#: fat, organs and bone all carry contrast.
+LEARNED_WINDOW_HU = (-1000.0, 1000.0)
+
+
+def _pair_item(fixed: Volume, moving: Volume, fixed_label: Volume, moving_label: Volume, factor: int,
+               truth: Any = None) -> dict[str, Any]:
+    """A training / test pair on the fixed grid pooled by ``factor``: images windowed to [0, 1] and block-averaged,
+    organ labels (1..n, everything else 0) sampled nearest at the pooled voxel centres, and ``ddf``: the true
+    fixed -> moving displacement ``truth`` (a DisplacementField) in pooled voxels, NaN when it is not known."""
+    import torch
+
+    from medbench.models.registration import pool_image, pooled_grid
+
+    lo, hi = LEARNED_WINDOW_HU
+    coarse = pooled_grid(fixed, factor)
+    moving = moving.resample_to(fixed) if not moving.same_grid(fixed) else moving
+
+    def organs(lab: Volume) -> np.ndarray:
+        on_grid = lab.resample_to(coarse).array
+        out = np.zeros(coarse.shape, np.int64)
+        for n, value in enumerate(ORGANS, start=1):
+            out[on_grid == value] = n
+        return out[None]
+
+    image = np.stack([pool_image(np.clip((v.array.astype(np.float32) - lo) / (hi - lo), 0, 1), factor)
+                      for v in (fixed, moving)])
+    ddf = np.full((3, *coarse.shape), np.nan, np.float32)
+    if truth is not None:
+        u = truth.displacement(coarse.grid_points()).reshape(*coarse.shape, 3)
+        ddf = np.einsum("rc,...c->r...", np.linalg.inv(np.asarray(coarse.affine)[:3, :3]), u).astype(np.float32)
+    return {"image": torch.from_numpy(image), "fixed_label": torch.from_numpy(organs(fixed_label)),
+            "moving_label": torch.from_numpy(organs(moving_label)), "ddf": torch.from_numpy(ddf)}
+
+
+def learned_pairs(cfg: Params, lc: LearnedParams) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training, validation) pairs from the second cohort (``seed + 1``), validation = its last ``val_pairs``."""
+    spec = cfg.data.model_copy(update={"n_cases": lc.pairs + lc.val_pairs}).spec(cfg.seed + 1)
+    cohort = load_cohort(spec)
+    train, val = [], []
+    for n in range(spec.n_cases):
+        c = cohort.case(n)
+        forward = _pair_item(c.ct_deformed, c.ct, c.labels_deformed, c.labels, lc.downsample, c.displacement)
+        if n >= lc.pairs:
+            val.append(forward)
+            continue
+        train.append(forward)
+        if lc.both_directions:
+            train.append(_pair_item(c.ct, c.ct_deformed, c.labels, c.labels_deformed, lc.downsample))
+    return train, val
+
+
+def learned_case(cfg: Params, data: CaseData, lc: LearnedParams | None = None, run: Any = None
+                 ) -> tuple[RegistrationResult, Any]:
+    """(b) by a LocalNet trained on other patients: (the row's result, the engine's FitResult).
+
+    ``wall_time_s`` of the result is the inference time on this case (one forward pass); the training time is
+    in the FitResult and in ``settings["train_time_s"]``.
+    """
+    import time
+
+    import torch
+
+    from medbench.engine import TrainParams, fit
+    from medbench.engine.tasks import RegistrationTask
+    from medbench.models.registration import build_localnet, ddf_to_field, field_on, min_patch_multiple, pooled_grid
+
+    lc = lc or LearnedParams()
+    c = data.case
+    multiple = min_patch_multiple(lc) * lc.downsample
+    if any(s % multiple for s in c.ct.shape):
+        raise RegistrationError(f"learned: the CT grid {c.ct.shape} must be a multiple of {multiple} per axis for a "
+                                f"{lc.levels}-level LocalNet on a grid pooled by {lc.downsample}; lower "
+                                f"learned.levels or learned.downsample, or change data.image_size")
+    train, val = learned_pairs(cfg, lc)
+    torch.manual_seed(cfg.seed)
+    model = build_localnet(lc)
+    task = RegistrationTask(len(ORGANS) + 1, similarity=lc.similarity, bending_weight=lc.bending_weight,
+                            label_weight=lc.label_weight, field_weight=lc.field_weight)
+    params = TrainParams(epochs=lc.epochs, lr=lc.lr, batch_size=2, samples_per_volume=1, warmup_epochs=1)
+    result = fit(model, task, train, val, params, seed=cfg.seed, run=run, name="localnet")
+    if result.best_state is not None:
+        model.load_state_dict(result.best_state)
+    test = _pair_item(c.ct_deformed, c.ct, c.labels_deformed, c.labels, lc.downsample)
+    start = time.perf_counter()
+    ddf = task.predict_ddf(model, test["image"], torch.device("cpu"))
+    field = field_on(ddf_to_field(ddf, pooled_grid(c.ct_deformed, lc.downsample)), c.ct_deformed)
+    seconds = time.perf_counter() - start
+    history = result.history.rename(columns={"loss": "metric"}).assign(level=0, iteration=result.history["epoch"])
+    return RegistrationResult(
+        method="localnet", metric=f"{lc.similarity} + bending + label Dice (training loss)", transform=field.to_sitk(),
+        history=history, stop_condition=f"trained {result.epochs_run} epochs on {len(train)} pairs, best epoch "
+                                        f"{result.best_epoch + 1} by validation organ Dice {result.best_metric:.3f}",
+        wall_time_s=seconds, status="converged", fixed=c.ct_deformed, engine="MONAI LocalNet (learned)",
+        settings={**lc.model_dump(), "train_time_s": result.train_time_s}), result
+
+
 def second_engine(cfg: Params, data: CaseData) -> tuple[dict[str, RegistrationResult], str]:
     """(b) with elastix (rigid + B-spline, Mattes MI, its default maps): ({"elastix": result}, "") when
     itk-elastix is installed and ``deformable.elastix`` is on; otherwise ({}, why not)."""
@@ -469,7 +591,7 @@ def save_transforms(run: Any, results: Mapping[str, RegistrationResult]) -> dict
         if not res.ok:
             continue
         stem = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
-        suffix = ".h5" if "demons" in res.method or "bspline" in res.method else ".tfm"
+        suffix = ".h5" if any(k in res.method for k in ("demons", "bspline", "localnet")) else ".tfm"
         path = run.save_artifact(f"transforms/{stem}{suffix}", lambda p, r=res: r.save(p), suffix=suffix)
         out[name] = str(path)
     return out

@@ -77,3 +77,23 @@ def test_the_checked_numbers_depend_on_the_seed() -> None:
     b = reg.load_case(reg.Params.validate_values({**reg.QUICK, "seed": 1}))  # type: ignore[arg-type]
     before = [tre_summary(d.case.landmarks.mr, d.case.landmarks.ct)["mean"] for d in (a, b)]
     assert round(before[0], 2) != round(before[1], 2)
+
+
+@pytest.mark.slow
+def test_learned_case_trains_on_other_patients_and_scores_like_any_transform(
+        quick: tuple[reg.Params, reg.CaseData]) -> None:
+    cfg, data = quick
+    lc = reg.LearnedParams(pairs=2, val_pairs=1, epochs=2, channels=4, levels=2, field_weight=1.0)
+    train, val = reg.learned_pairs(cfg, lc)
+    assert len(train) == 4 and len(val) == 1  # both directions of 2 patients; 1 validation patient
+    assert all(np.isfinite(p["ddf"].numpy()).all() for p in train[::2])  # forward pairs carry the true field
+    assert all(np.isnan(p["ddf"].numpy()).all() for p in train[1::2])  # its inverse is not known
+    assert int(train[0]["fixed_label"].max()) <= len(reg.ORGANS)
+    result, fitted = reg.learned_case(cfg, data, lc)
+    assert result.ok and result.engine.startswith("MONAI LocalNet") and fitted.epochs_run == 2
+    assert {"similarity", "bending", "label", "field"} <= set(fitted.history.columns)
+    ev = reg.evaluate_breathing(data, {"localnet": result})
+    row = ev.table.loc["localnet"]
+    assert np.isfinite(row["dense_tre_organs_median_mm"]) and 0.0 <= row["dice_organs"] <= 1.0
+    with pytest.raises(reg.RegistrationError, match="multiple of"):
+        reg.learned_case(cfg, data, reg.LearnedParams(levels=4, downsample=4))
