@@ -3,6 +3,10 @@
 * :class:`SegmentationTask`: DiceCE on patches, AdamW, validation by
   sliding-window inference on whole volumes, monitored on the mean
   foreground Dice.
+* :class:`ClassificationTask`: cross-entropy on whole volumes, monitored on AUROC.
+* :class:`RegistrationTask`: a network predicting a dense displacement from a (fixed, moving)
+  pair, trained on image similarity + bending energy (+ label Dice, + a known field),
+  monitored on the Dice of the warped moving labels.
 """
 
 from __future__ import annotations
