@@ -11,6 +11,8 @@ transform.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -51,7 +53,19 @@ def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear") -> torc
     Outside the grid the border value is repeated."""
     from monai.networks.blocks import Warp
 
-    return Warp(mode=mode, padding_mode="border")(image, ddf)
+    with warnings.catch_warnings():  # MONAI announces its (pure PyTorch) grid_sample backend at every construction
+        warnings.filterwarnings("ignore", message=".*Using PyTorch native grid_sample.*")
+        block = Warp(mode=mode, padding_mode="border")
+    return block(image, ddf)
+
+
+def bending_energy(ddf: torch.Tensor) -> torch.Tensor:
+    """MONAI's bending energy of a DDF ``(N, 3, i, j, k)`` (the mean squared second derivatives)."""
+    from monai.losses import BendingEnergyLoss
+
+    with warnings.catch_warnings():  # MONAI slices with a list; torch warns that the spelling is deprecated
+        warnings.filterwarnings("ignore", message=".*non-tuple sequence for multidimensional indexing.*")
+        return BendingEnergyLoss()(ddf)
 
 
 def pooled_grid(grid: Volume, factor: int) -> Volume:

@@ -35,7 +35,7 @@ from medbench.image.transforms import RigidTransform
 from medbench.image.volume import Volume
 from medbench.models.registration import LocalNetParams
 from medbench.recipes.sections import PhantomData
-from medbench.registration import RegistrationResult, demons, register
+from medbench.registration import RegistrationResult, demons, register, threshold_mask
 
 NOTEBOOK = "02_registration"
 ORGANS: dict[int, str] = {i: LABELS[i] for i in BENCHMARK_ORGANS}
@@ -66,6 +66,11 @@ class RigidParams(config.Section):
 class DeformableParams(config.Section):
     """The ``deformable`` section: case (b), breathing CT <-> CT."""
 
+    rigid_sampling: Literal["bone", "image"] = Field(
+        "bone", description="What the rigid stage of case (b) samples: bone (CT >= bone_hu, dilated one voxel; the "
+                            "skeleton does not breathe) or the whole image. B-spline and demons start from it.")
+    bone_hu: float = Field(150.0, description="CT threshold of the bone mask (HU).")
+
     bspline_mesh_mm: float = Field(50.0, gt=0, description="B-spline control-point spacing (mm).")
     bspline_iterations: int = Field(20, ge=1, description="L-BFGS-B iterations per level.")
     bspline_sampling_fraction: float = Field(0.05, gt=0, le=1, description="Sampled share of voxels (B-spline).")
@@ -79,7 +84,7 @@ class DeformableParams(config.Section):
 
 
 class LearnedParams(LocalNetParams):
-    """Case (b) by a MONAI LocalNet trained through the engine (:func:`learned_case`; not yet a notebook row).
+    """The ``learned`` section: case (b) by a MONAI LocalNet trained through the engine (:func:`learned_case`).
 
     Its training and validation pairs come from a second cohort (seed + 1: other patients, same grid), so the
     evaluated case is never seen. A pair is (fixed = breathing-deformed CT, moving = CT), and with
@@ -88,16 +93,19 @@ class LearnedParams(LocalNetParams):
 
     enabled: bool = Field(True, description="Train the LocalNet and add its row to case (b).")
     pairs: int = Field(8, ge=1, description="Training patients (pairs).")
-    val_pairs: int = Field(2, ge=1, description="Validation patients (pairs; the best epoch by organ Dice).")
+    val_pairs: int = Field(2, ge=1, description="Validation patients (pairs; they pick the best epoch by monitor).")
     both_directions: bool = Field(True, description="Also train on the reverse pair (CT fixed, deformed moving).")
-    epochs: int = Field(40, ge=1, description="Training epochs.")
+    epochs: int = Field(30, ge=1, description="Training epochs.")
     lr: float = Field(3e-3, gt=0, description="Peak learning rate (AdamW, cosine).")
     similarity: Literal["lncc", "mse"] = Field("lncc", description="Image term: local normalised cross-correlation "
                                                                    "or mean squares (same-modality pairs).")
     bending_weight: float = Field(1.0, ge=0, description="Weight of the DDF's bending energy (smoothness).")
-    label_weight: float = Field(1.0, ge=0, description="Weight of the organ-label Dice loss (0: unsupervised).")
-    field_weight: float = Field(0.0, ge=0, description="Weight of the error to the training patients' TRUE breathing "
+    label_weight: float = Field(0.0, ge=0, description="Weight of the organ-label Dice loss (0: not used).")
+    field_weight: float = Field(1.0, ge=0, description="Weight of the error to the training patients' TRUE breathing "
                                                        "field (voxels²; supervised registration; 0: not used).")
+    monitor: Literal["field_error", "dice_mean"] = Field(
+        "field_error", description="Best epoch by the validation patients' error to their true field (voxels) or by "
+                                   "their organ Dice (saturates on a coarse grid).")
 
 
 class MniParams(config.Section):
@@ -120,6 +128,7 @@ class Params(config.Params):
     rigid: RigidParams = Field(default_factory=RigidParams)
     deformable: DeformableParams = Field(default_factory=DeformableParams)
     mni: MniParams = Field(default_factory=MniParams)
+    learned: LearnedParams = Field(default_factory=LearnedParams)
     threads: int = Field(2, ge=1, description="SimpleITK threads (pinned: float sums depend on it).")
 
 
@@ -311,10 +320,28 @@ def mni_register(cfg: Params, case: MniCase) -> RegistrationResult:
 # ---- (b) breathing CT <-> CT ----------------------------------------------------------------------------------
 
 
-def breathing_case(cfg: Params, data: CaseData) -> dict[str, RegistrationResult]:
-    """Deformed CT (fixed) -> CT (moving): rigid MI alone, then B-spline FFD and demons from the rigid result."""
+def breathing_rigid(cfg: Params, data: CaseData) -> dict[str, RegistrationResult]:
+    """The rigid stage of case (b): ``{"rigid": ...}``, plus ``rigid_whole_image`` when ``rigid`` samples bone."""
     c, d = data.case, cfg.deformable
-    rigid = _rigid(cfg, c.ct_deformed, c.ct, histogram_bins=32)
+    whole = _rigid(cfg, c.ct_deformed, c.ct, histogram_bins=32)
+    if d.rigid_sampling == "image":
+        return {"rigid": whole}
+    bone = _rigid(cfg, c.ct_deformed, c.ct, histogram_bins=32,
+                  fixed_mask=threshold_mask(c.ct_deformed, d.bone_hu, dilate_voxels=1))
+    return {"rigid_whole_image": whole, "rigid": bone}
+
+
+def breathing_case(cfg: Params, data: CaseData) -> dict[str, RegistrationResult]:
+    """Deformed CT (fixed) -> CT (moving): rigid MI alone, then B-spline FFD and demons from the rigid result.
+
+    With ``deformable.rigid_sampling = "bone"`` the rigid stage (``rigid``) samples only bone, and the rigid
+    registration of the whole image is reported beside it (``rigid_whole_image``): one global motion cannot
+    match the sliding organs and the static body wall at once, and on a coarse grid it settles on a compromise
+    that moves the skeleton by millimetres.
+    """
+    c, d = data.case, cfg.deformable
+    out = breathing_rigid(cfg, data)
+    rigid = out.pop("rigid")
     n = len(d.bspline_shrink_factors)
     bspline = register(c.ct_deformed, c.ct, transform="bspline", metric="mean_squares", initialisation=rigid.transform,
                        bspline_mesh_mm=d.bspline_mesh_mm, iterations=d.bspline_iterations,
@@ -324,11 +351,13 @@ def breathing_case(cfg: Params, data: CaseData) -> dict[str, RegistrationResult]
                        threads=cfg.threads)
     dense = demons(c.ct_deformed, c.ct, initialisation=rigid.transform, iterations=d.demons_iterations,
                    smoothing_mm=d.demons_smoothing_mm, shrink_factors=d.demons_shrink_factors, threads=cfg.threads)
-    return {"rigid": rigid, "bspline": bspline, "demons": dense}
+    return {**out, "rigid": rigid, "bspline": bspline, "demons": dense}
 
 
 #: The SimpleITK rows of case (b), the ones the checked cell prints (elastix is an optional extra).
-CHECKED_METHODS = ("before", "rigid", "bspline", "demons")
+CHECKED_METHODS = ("before", "rigid_whole_image", "rigid", "bspline", "demons", "localnet")
+#: The non-learning deformable rows the learned one is compared with.
+CLASSICAL_DEFORMABLE = ("bspline", "demons")
 
 
 #: CT window (HU) the learned registration sees, scaled to [0, 1]: air to bone, so the body outline,
@@ -409,7 +438,7 @@ def learned_case(cfg: Params, data: CaseData, lc: LearnedParams | None = None, r
     torch.manual_seed(cfg.seed)
     model = build_localnet(lc)
     task = RegistrationTask(len(ORGANS) + 1, similarity=lc.similarity, bending_weight=lc.bending_weight,
-                            label_weight=lc.label_weight, field_weight=lc.field_weight)
+                            label_weight=lc.label_weight, field_weight=lc.field_weight, monitor=lc.monitor)
     params = TrainParams(epochs=lc.epochs, lr=lc.lr, batch_size=2, samples_per_volume=1, warmup_epochs=1)
     result = fit(model, task, train, val, params, seed=cfg.seed, run=run, name="localnet")
     if result.best_state is not None:
@@ -423,9 +452,26 @@ def learned_case(cfg: Params, data: CaseData, lc: LearnedParams | None = None, r
     return RegistrationResult(
         method="localnet", metric=f"{lc.similarity} + bending + label Dice (training loss)", transform=field.to_sitk(),
         history=history, stop_condition=f"trained {result.epochs_run} epochs on {len(train)} pairs, best epoch "
-                                        f"{result.best_epoch + 1} by validation organ Dice {result.best_metric:.3f}",
+                                        f"{result.best_epoch + 1} by validation {lc.monitor} {result.best_metric:.3f}",
         wall_time_s=seconds, status="converged", fixed=c.ct_deformed, engine="MONAI LocalNet (learned)",
         settings={**lc.model_dump(), "train_time_s": result.train_time_s}), result
+
+
+def learned_rows(cfg: Params, data: CaseData, run: Any = None
+                 ) -> tuple[dict[str, RegistrationResult], pd.DataFrame, pd.DataFrame]:
+    """Case (b)'s learned row: ({"localnet": result}, its training summary, the engine's history per epoch),
+    or ({}, empty, empty) when ``learned.enabled`` is off. The summary has the training pairs, epochs, the best
+    epoch and its validation metric, the training time and the inference time on this case."""
+    if not cfg.learned.enabled:
+        return {}, pd.DataFrame(), pd.DataFrame()
+    result, fitted = learned_case(cfg, data, cfg.learned, run=run)
+    lc = cfg.learned
+    summary = pd.DataFrame([{"model": "LocalNet", "train_pairs": lc.pairs * (2 if lc.both_directions else 1),
+                             "epochs": fitted.epochs_run, "best_epoch": fitted.best_epoch + 1,
+                             f"val_{lc.monitor}_best": fitted.best_metric,
+                             "train_time_s": fitted.train_time_s, "inference_time_s": result.wall_time_s}]
+                           ).set_index("model")
+    return {"localnet": result}, summary, fitted.history
 
 
 def second_engine(cfg: Params, data: CaseData) -> tuple[dict[str, RegistrationResult], str]:
@@ -510,11 +556,14 @@ CHECKED: dict[str, str] = {
     "d_geometry_init_tre_mm": "case (d): the same images initialised by geometry - recovers",
     "c_mni_tre_before_mm": "case (c): MNI152 brain-point TRE before (the true rigid motion)",
     "c_mni_tre_after_mm": "case (c): after rigid MI despite inverted contrast and a bias field",
-    "b_<method>_landmark_tre_mm": "case (b): landmark TRE per method (before, rigid, bspline, demons)",
+    "b_<method>_landmark_tre_mm": "case (b): landmark TRE per method (before, rigid_whole_image, rigid - the stage "
+                                  "the deformable methods start from, bone-sampled by default - bspline, demons)",
     "b_<method>_dense_tre_organs_mm": "case (b): median dense TRE over liver, spleen and kidneys",
     "b_<method>_dense_tre_body_mm": "case (b): median dense TRE over the body",
     "b_<method>_dice": "case (b): mean organ Dice of the propagated CT labels",
     "b_<method>_folding_percent": "case (b): % of body voxels where the map folds (Jacobian <= 0)",
+    "b_localnet_margin_mm": "case (b): best classical deformable organ median dense TRE minus the LocalNet's "
+                            "(> 0: the learned row is better; < 0: worse)",
 }
 
 
@@ -546,6 +595,10 @@ def checked_metrics(data: CaseData, rigid_tre: pd.DataFrame, failure_tre: pd.Dat
         out[f"b_{method}_dense_tre_body_mm"] = float(r["dense_tre_body_median_mm"])
         out[f"b_{method}_dice"] = float(r["dice_organs"])
         out[f"b_{method}_folding_percent"] = float(r["folding_percent"])
+    if "localnet" in breathing.table.index:
+        t = breathing.table["dense_tre_organs_median_mm"]
+        best = min(float(t[m]) for m in CLASSICAL_DEFORMABLE if m in t.index)
+        out["b_localnet_margin_mm"] = best - float(t["localnet"])
     return out
 
 
@@ -561,9 +614,10 @@ def targets(rigid_tre: pd.DataFrame, results: Mapping[str, RegistrationResult], 
         {"target": "rigid CT<->MR time", "value": float(rigid_tre.loc[first, "time_s"]), "goal": "<= 10 s",
          "met": bool(rigid_tre.loc[first, "time_s"] <= 10)},
     ]
-    for m in [k for k in t.index if k not in ("before", "rigid")]:
+    for m in [k for k in t.index if k != "before" and not str(k).startswith("rigid")]:
         ratio = rigid_organs / max(float(t.loc[m, "dense_tre_organs_median_mm"]), 1e-9)
-        rows.append({"target": f"{m}: organ median dense TRE vs rigid alone", "value": ratio, "goal": ">= 3x",
+        rows.append({"target": f"{m}: organ median dense TRE vs the rigid stage alone", "value": ratio,
+                     "goal": ">= 3x",
                      "met": bool(ratio >= 3 and t.loc[m, "folding_percent"] == 0)})
     del results, voxel_mm
     return pd.DataFrame(rows).set_index("target")
@@ -601,5 +655,6 @@ def save_transforms(run: Any, results: Mapping[str, RegistrationResult]) -> dict
 QUICK: dict[str, Any] = {
     "data_image_size": [32, 32, 16], "data_spacing": [12.5, 12.5, 16.0], "rigid_iterations": 20,
     "deformable_bspline_iterations": 3, "deformable_demons_iterations": 5, "deformable_elastix": False,
-    "mni_spacing_mm": 8.0,
+    "mni_spacing_mm": 8.0, "learned_pairs": 1, "learned_val_pairs": 1, "learned_epochs": 1, "learned_channels": 4,
+    "learned_levels": 2,
 }

@@ -19,6 +19,7 @@ from medbench.registration.core import (
     map_points,
     register,
     save_transform,
+    threshold_mask,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "map_points",
     "register",
     "save_transform",
+    "threshold_mask",
 ]

@@ -179,6 +179,24 @@ def _mask(mask: Any, image: Volume, what: str) -> Any:
     return image.with_array((arr > 0).astype(np.uint8), role="label").to_sitk()
 
 
+def threshold_mask(image: Volume, lower: float, dilate_voxels: int = 1) -> np.ndarray:
+    """Voxels of ``image`` at or above ``lower``, dilated by ``dilate_voxels``: a sampling mask (e.g. bone on CT).
+
+    A rigid registration of two CTs of one patient sampled only on bone aligns the skeleton, which breathing
+    does not move, instead of a compromise between the sliding organs and the static body wall. Raises
+    :class:`RegistrationError` when nothing reaches ``lower`` (a registration would sample no voxel).
+    """
+    from scipy import ndimage
+
+    if dilate_voxels < 0:
+        raise ConfigError(f"dilate_voxels must be >= 0, got {dilate_voxels}")
+    mask = np.asarray(image.array) >= lower
+    if not mask.any():
+        raise RegistrationError(f"no voxel of {image.meta.get('name', 'the image')!r} reaches {lower:g}: the "
+                                f"threshold mask is empty")
+    return ndimage.binary_dilation(mask, iterations=dilate_voxels) if dilate_voxels else mask
+
+
 def _float_image(vol: Volume) -> Any:
     import SimpleITK as sitk
 

@@ -127,7 +127,37 @@ def test_registration_task_learns_a_shift_through_the_engine() -> None:
     assert ddf.shape == (3, 16, 16, 16) and float(ddf[0].mean()) > 0.5  # moves along +i, as the shift does
 
 
+class _ConstantField(torch.nn.Module):
+    """A "network" that predicts the same displacement (voxels) for every pair."""
+
+    def __init__(self, shift: tuple[float, float, float]) -> None:
+        super().__init__()
+        self.shift = torch.tensor(shift).view(1, 3, 1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shift.expand(x.shape[0], 3, *x.shape[2:]).clone()
+
+
+def test_field_error_is_the_mean_distance_to_the_known_displacement_where_it_is_known() -> None:
+    items = _toy_pairs(2, seed=3)
+    true = np.zeros((3, 16, 16, 16), np.float32)
+    true[0] = 2.0
+    true[:, :4] = np.nan  # unknown here: ignored
+    for it in items:
+        it["ddf"] = torch.from_numpy(true)
+    task = RegistrationTask(2, similarity="mse", monitor="field_error")
+    assert (task.monitor, task.mode) == ("field_error", "min")
+    cpu = torch.device("cpu")
+    assert task.validate(_ConstantField((2.0, 0.0, 0.0)), items, cpu)["field_error"] == pytest.approx(0.0)
+    assert task.validate(_ConstantField((0.0, 0.0, 0.0)), items, cpu)["field_error"] == pytest.approx(2.0)
+    assert task.validate(_ConstantField((2.0, 3.0, 4.0)), items, cpu)["field_error"] == pytest.approx(5.0)
+    assert "field_error" not in task.validate(_ConstantField((0.0, 0.0, 0.0)), _toy_pairs(1, seed=4), cpu)
+    assert (RegistrationTask(2).monitor, RegistrationTask(2).mode) == ("dice_mean", "max")
+
+
 def test_registration_task_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="monitor"):
+        RegistrationTask(3, monitor="loss")
     with pytest.raises(ValueError, match="similarity"):
         RegistrationTask(3, similarity="mi")
     with pytest.raises(ValueError, match="n_labels"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from medbench import recipes
-from medbench.metrics import landmark_tre, tre_summary
+from medbench.metrics import dense_error_map, landmark_tre, tre_summary
 from medbench.recipes import registration as reg
 
 
@@ -36,7 +36,7 @@ def test_checked_metrics_match_their_definitions(quick: tuple[reg.Params, reg.Ca
     breathing = reg.breathing_case(cfg, data)
     ev = reg.evaluate_breathing(data, breathing)
     m = reg.checked_metrics(data, rigid_tre, failure_tre, ev)
-    methods = ("before", "rigid", "bspline", "demons")
+    methods = tuple(k for k in reg.CHECKED_METHODS if k != "localnet")  # the learned row: its own test
     assert set(m) == {"a_rigid_tre_before_mm", "a_rigid_tre_after_mm", "a_rigid_single_res_tre_mm",
                       "d_mean_squares_tre_mm", "d_no_init_tre_mm", "d_geometry_init_tre_mm"} | {
         f"b_{k}_{q}" for k in methods for q in ("landmark_tre_mm", "dense_tre_organs_mm", "dense_tre_body_mm",
@@ -83,7 +83,7 @@ def test_the_checked_numbers_depend_on_the_seed() -> None:
 def test_learned_case_trains_on_other_patients_and_scores_like_any_transform(
         quick: tuple[reg.Params, reg.CaseData]) -> None:
     cfg, data = quick
-    lc = reg.LearnedParams(pairs=2, val_pairs=1, epochs=2, channels=4, levels=2, field_weight=1.0)
+    lc = reg.LearnedParams(pairs=2, val_pairs=1, epochs=2, channels=4, levels=2, field_weight=1.0, label_weight=1.0)
     train, val = reg.learned_pairs(cfg, lc)
     assert len(train) == 4 and len(val) == 1  # both directions of 2 patients; 1 validation patient
     assert all(np.isfinite(p["ddf"].numpy()).all() for p in train[::2])  # forward pairs carry the true field
@@ -97,3 +97,48 @@ def test_learned_case_trains_on_other_patients_and_scores_like_any_transform(
     assert np.isfinite(row["dense_tre_organs_median_mm"]) and 0.0 <= row["dice_organs"] <= 1.0
     with pytest.raises(reg.RegistrationError, match="multiple of"):
         reg.learned_case(cfg, data, reg.LearnedParams(levels=4, downsample=4))
+    rows, summary, history = reg.learned_rows(cfg, data)  # QUICK: one training patient, one epoch
+    assert list(rows) == ["localnet"] and int(summary.loc["LocalNet", "epochs"]) == 1
+    assert int(summary.loc["LocalNet", "train_pairs"]) == 2 and "val_field_error" in history
+
+
+@pytest.mark.slow
+def test_the_bone_sampled_rigid_stage_keeps_the_skeleton_where_the_whole_image_rigid_moves_it() -> None:
+    """Case (b) on the smoke grid: breathing moves the organs, not the bones. Rigid MI on the whole image trades
+    bone alignment for organ alignment; sampled on bone it stays on the skeleton (its true displacement is 0)."""
+    cfg = reg.Params()
+    data = reg.load_case(cfg)
+    stage = reg.breathing_rigid(cfg, data)
+    assert list(stage) == ["rigid_whole_image", "rigid"]
+    bone = data.case.ct_deformed.array >= cfg.deformable.bone_hu
+    err = {k: float(np.median(dense_error_map(r.transform, data.case.displacement, data.case.ct_deformed
+                                              ).array[bone])) for k, r in stage.items()}
+    assert err["rigid"] < 1.0 < 3.0 < err["rigid_whole_image"], err
+    whole_only = reg.breathing_rigid(reg.Params.validate_values({"deformable_rigid_sampling": "image"}), data)
+    assert list(whole_only) == ["rigid"]  # type: ignore[arg-type]
+
+
+def test_the_learned_margin_is_the_best_classical_organ_error_minus_the_learned_one() -> None:
+    import pandas as pd
+
+    rigid_tre = pd.DataFrame({"tre_before_mm": [20.0, 20.0], "tre_after_mm": [0.5, 1.0]}, index=["pyr", "single"])
+    failure_tre = pd.DataFrame({"tre_after_mm": [90.0, np.nan, 0.6]}, index=["ms", "none", "geometry"])
+    cols = ("landmark_tre_mm", "dense_tre_organs_median_mm", "dense_tre_body_median_mm", "dice_organs",
+            "folding_percent")
+    organs = {"before": 10.0, "rigid": 9.0, "bspline": 3.0, "demons": 2.0, "localnet": 2.5}
+    table = pd.DataFrame([{"method": m, **dict.fromkeys(cols, 0.0), "dense_tre_organs_median_mm": v}
+                          for m, v in organs.items()]).set_index("method")
+    ev = reg.BreathingEvaluation(table, pd.DataFrame(), {}, {}, {})
+    m = reg.checked_metrics(None, rigid_tre, failure_tre, ev)  # type: ignore[arg-type]
+    assert m["b_localnet_margin_mm"] == pytest.approx(-0.5)  # demons (2.0) is better than the LocalNet (2.5)
+    assert m["d_no_init_tre_mm"] == -1.0 and m["b_localnet_dense_tre_organs_mm"] == 2.5
+    m = reg.checked_metrics(None, rigid_tre, failure_tre, reg.BreathingEvaluation(  # type: ignore[arg-type]
+        table.drop(index="localnet"), pd.DataFrame(), {}, {}, {}))
+    assert "b_localnet_margin_mm" not in m
+
+
+def test_learned_rows_are_empty_when_the_learned_section_is_off(quick: tuple[reg.Params, reg.CaseData]) -> None:
+    cfg, data = quick
+    rows, summary, history = reg.learned_rows(cfg.model_copy(update={"learned": reg.LearnedParams(enabled=False)}),
+                                              data)
+    assert rows == {} and summary.empty and history.empty

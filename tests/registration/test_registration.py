@@ -13,7 +13,14 @@ from medbench.image.resample import resample_to
 from medbench.image.transforms import RigidTransform
 from medbench.image.volume import Volume
 from medbench.metrics import landmark_tre
-from medbench.registration import demons, initial_transform, load_transform, register, save_transform
+from medbench.registration import (
+    demons,
+    initial_transform,
+    load_transform,
+    register,
+    save_transform,
+    threshold_mask,
+)
 
 SPACING = (5.0, 5.0, 5.0)
 TRUTH = RigidTransform((3.0, -2.0, 4.0), (6.0, -4.0, 5.0), (0.0, 0.0, 0.0))
@@ -169,3 +176,18 @@ def test_transforms_round_trip_through_files(tmp_path: Path, pair: tuple[Volume,
     (tmp_path / "broken.tfm").write_text("not a transform")
     with pytest.raises(RegistrationError, match="cannot be read"):
         load_transform(tmp_path / "broken.tfm")
+
+
+def test_threshold_mask_keeps_the_voxels_above_the_threshold_and_dilates_them() -> None:
+    arr = np.zeros((9, 9, 9), np.float32)
+    arr[4, 4, 4] = 700.0  # one bone voxel
+    arr[0, 0, 0] = 149.0  # just below the threshold
+    vol = Volume.from_spacing(arr, (2.0, 2.0, 3.0), meta={"name": "ct"})
+    assert threshold_mask(vol, 150.0, dilate_voxels=0).sum() == 1
+    mask = threshold_mask(vol, 150.0, dilate_voxels=1)
+    assert mask.sum() == 7 and mask[3, 4, 4] and mask[4, 4, 5] and not mask[3, 3, 4]  # a 6-connected cross
+    assert not mask[0, 0, 0]
+    with pytest.raises(RegistrationError, match="'ct'.*empty"):
+        threshold_mask(vol, 800.0)
+    with pytest.raises(ConfigError, match="dilate_voxels"):
+        threshold_mask(vol, 150.0, dilate_voxels=-1)
