@@ -63,3 +63,32 @@ def resample_to(
         out = out.astype(dtype)
     meta = {k: v for k, v in vol.meta.items() if k != "source"}
     return Volume(out, reference.affine, {**meta, "resampled_with": interp}, role=vol.role)
+
+
+def pooled_grid(grid: Volume, factor: int) -> Volume:
+    """The grid of ``grid`` average-pooled by ``factor`` (each axis; the remainder dropped): voxel ``c`` is the
+    centre of the block of full voxels ``factor*c .. factor*c + factor - 1``. The array is zeros (a geometry only)."""
+    if factor < 1:
+        raise ConfigError(f"pooled_grid: the factor must be >= 1, got {factor}")
+    if factor == 1:
+        return grid.with_array(np.zeros(grid.shape, np.float32))
+    shape = tuple(s // factor for s in grid.shape)
+    if min(shape) < 1:
+        raise GeometryError(f"pooled_grid: a {grid.shape} grid cannot be pooled by {factor}")
+    a = np.asarray(grid.affine, dtype=np.float64).copy()
+    a[:3, 3] = a[:3, 3] + a[:3, :3] @ np.full(3, (factor - 1) / 2.0)
+    a[:3, :3] = a[:3, :3] * factor
+    return Volume(np.zeros(shape, np.float32), a, {"name": f"pooled_x{factor}"})
+
+
+def pool_image(array: np.ndarray, factor: int) -> np.ndarray:
+    """The block mean (float32) of an ``(i, j, k)`` array over ``factor``-sized blocks, the remainder dropped:
+    the image on :func:`pooled_grid`."""
+    arr = np.asarray(array, dtype=np.float32)
+    if factor == 1:
+        return arr
+    s = tuple(n // factor for n in arr.shape)
+    if factor < 1 or min(s) < 1:
+        raise GeometryError(f"pool_image: a {arr.shape} array cannot be pooled by {factor}")
+    blocks = arr[:s[0] * factor, :s[1] * factor, :s[2] * factor].reshape(s[0], factor, s[1], factor, s[2], factor)
+    return blocks.mean(axis=(1, 3, 5), dtype=np.float64).astype(np.float32)

@@ -68,28 +68,6 @@ def bending_energy(ddf: torch.Tensor) -> torch.Tensor:
         return BendingEnergyLoss()(ddf)
 
 
-def pooled_grid(grid: Volume, factor: int) -> Volume:
-    """The grid of ``grid`` average-pooled by ``factor`` (each axis; the remainder dropped): voxel ``c`` is the
-    centre of the block of full voxels ``factor*c .. factor*c + factor - 1``. The array is zeros (a geometry only)."""
-    if factor == 1:
-        return grid.with_array(np.zeros(grid.shape, np.float32))
-    shape = tuple(s // factor for s in grid.shape)
-    if min(shape) < 1:
-        raise GeometryError(f"pooled_grid: a {grid.shape} grid cannot be pooled by {factor}")
-    a = np.asarray(grid.affine, dtype=np.float64).copy()
-    a[:3, 3] = a[:3, 3] + a[:3, :3] @ np.full(3, (factor - 1) / 2.0)
-    a[:3, :3] = a[:3, :3] * factor
-    return Volume(np.zeros(shape, np.float32), a, {"name": f"pooled_x{factor}"})
-
-
-def pool_image(array: np.ndarray, factor: int) -> np.ndarray:
-    """The block mean of an ``(i, j, k)`` array over ``factor``-sized blocks (matches :func:`pooled_grid`)."""
-    if factor == 1:
-        return np.asarray(array, dtype=np.float32)
-    t = torch.as_tensor(np.asarray(array, dtype=np.float32))[None, None]
-    return torch.nn.functional.avg_pool3d(t, factor)[0, 0].numpy()
-
-
 def ddf_to_field(ddf: np.ndarray | torch.Tensor, grid: Volume) -> DisplacementField:
     """A DDF ``(3, i, j, k)`` in voxels of ``grid`` as a DisplacementField u(x) in LPS mm on ``grid``.
 

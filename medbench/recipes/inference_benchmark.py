@@ -35,8 +35,9 @@ from medbench.bench import inference as ib
 from medbench.engine import AugmentParams, TrainParams
 from medbench.engine.segmentation import SegmentationSetup
 from medbench.errors import ConfigError, DataError
-from medbench.models.factory import Architecture, ModelParams, models_patch_problem
+from medbench.models.factory import ARCHITECTURES, Architecture, ModelParams, models_patch_problem
 from medbench.recipes import segmentation as seg
+from medbench.recipes.sections import PerModelEpochs
 
 NOTEBOOK = "07_inference_benchmark"
 #: A convolutional network and a transformer.
@@ -94,7 +95,7 @@ class BenchSection(config.Section):
         return [n for n in bk.names(self.backends) if n not in self.skip]
 
 
-class Params(config.Params):
+class Params(PerModelEpochs, config.Params):
     """07_inference_benchmark parameters (data, model and train as in 04_segmentation's smoke profile)."""
 
     notebook: ClassVar[str] = NOTEBOOK
@@ -112,7 +113,8 @@ class Params(config.Params):
 
     @model_validator(mode="after")
     def _check(self) -> Params:
-        problem = models_patch_problem(self.models, self.data.patch)
+        problem = models_patch_problem(self.models, self.data.patch) or self.epochs_by_model_problem(
+            ARCHITECTURES, "architectures")
         if problem:
             raise ValueError(problem)
         return self

@@ -103,6 +103,8 @@ class LearnedParams(LocalNetParams):
     label_weight: float = Field(0.0, ge=0, description="Weight of the organ-label Dice loss (0: not used).")
     field_weight: float = Field(1.0, ge=0, description="Weight of the error to the training patients' TRUE breathing "
                                                        "field (voxels²; supervised registration; 0: not used).")
+    train_seed_offset: int = Field(0, ge=0, description="Training seed = seed + this (network initialisation and data "
+                                                        "order only; the patients stay): the run-to-run spread.")
     monitor: Literal["field_error", "dice_mean"] = Field(
         "field_error", description="Best epoch by the validation patients' error to their true field (voxels) or by "
                                    "their organ Dice (saturates on a coarse grid).")
@@ -372,7 +374,7 @@ def _pair_item(fixed: Volume, moving: Volume, fixed_label: Volume, moving_label:
     fixed -> moving displacement ``truth`` (a DisplacementField) in pooled voxels, NaN when it is not known."""
     import torch
 
-    from medbench.models.registration import pool_image, pooled_grid
+    from medbench.image.resample import pool_image, pooled_grid
 
     lo, hi = LEARNED_WINDOW_HU
     coarse = pooled_grid(fixed, factor)
@@ -425,7 +427,8 @@ def learned_case(cfg: Params, data: CaseData, lc: LearnedParams | None = None, r
 
     from medbench.engine import TrainParams, fit
     from medbench.engine.tasks import RegistrationTask
-    from medbench.models.registration import build_localnet, ddf_to_field, field_on, min_patch_multiple, pooled_grid
+    from medbench.image.resample import pooled_grid
+    from medbench.models.registration import build_localnet, ddf_to_field, field_on, min_patch_multiple
 
     lc = lc or LearnedParams()
     c = data.case
@@ -435,12 +438,12 @@ def learned_case(cfg: Params, data: CaseData, lc: LearnedParams | None = None, r
                                 f"{lc.levels}-level LocalNet on a grid pooled by {lc.downsample}; lower "
                                 f"learned.levels or learned.downsample, or change data.image_size")
     train, val = learned_pairs(cfg, lc)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed + lc.train_seed_offset)
     model = build_localnet(lc)
     task = RegistrationTask(len(ORGANS) + 1, similarity=lc.similarity, bending_weight=lc.bending_weight,
                             label_weight=lc.label_weight, field_weight=lc.field_weight, monitor=lc.monitor)
     params = TrainParams(epochs=lc.epochs, lr=lc.lr, batch_size=2, samples_per_volume=1, warmup_epochs=1)
-    result = fit(model, task, train, val, params, seed=cfg.seed, run=run, name="localnet")
+    result = fit(model, task, train, val, params, seed=cfg.seed + lc.train_seed_offset, run=run, name="localnet")
     if result.best_state is not None:
         model.load_state_dict(result.best_state)
     test = _pair_item(c.ct_deformed, c.ct, c.labels_deformed, c.labels, lc.downsample)

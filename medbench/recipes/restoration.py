@@ -36,7 +36,7 @@ from medbench.errors import ConfigError
 from medbench.image.volume import Volume
 from medbench.models.restoration import RestorationModelParams, build_pix2pix, build_restoration_model
 from medbench.physics import DOSE_LEVELS, noise_power_spectrum
-from medbench.recipes.sections import PhantomData
+from medbench.recipes.sections import PerModelEpochs, PhantomData
 from medbench.restoration import Pairs, low_dose_ct, mri_motion, paired_slices, plant_lesions, rician_noise
 from medbench.restoration.tasks import Pix2PixTask, PixelTask, crop_dataset, pair_dataset, restore_slices
 
@@ -112,7 +112,7 @@ class MotionParams(config.Section):
     rician_sigma: float = Field(0.05, ge=0, description="Rician noise SD as a fraction of the image's 99th percentile.")
 
 
-class Params(config.Params):
+class Params(PerModelEpochs, config.Params):
     """03_restoration parameters."""
 
     notebook: ClassVar[str] = NOTEBOOK
@@ -143,11 +143,9 @@ class Params(config.Params):
         unknown = sorted(set(self.filters) - set(CLASSICAL_FILTERS))
         if unknown:
             raise ValueError(f"filters {unknown} are unknown; choose from {', '.join(CLASSICAL_FILTERS)}")
-        bad = sorted(set(self.epochs_by_model) - set(LEARNED))
-        if bad:
-            raise ValueError(f"epochs_by_model names {bad}, which are not models ({', '.join(LEARNED)})")
-        if any(v < 1 for v in self.epochs_by_model.values()):
-            raise ValueError("epochs_by_model values must be >= 1")
+        problem = self.epochs_by_model_problem(LEARNED)
+        if problem:
+            raise ValueError(problem)
         if self.crop is not None and self.crop > min(self.data.image_size[:2]):
             raise ValueError(f"crop {self.crop} is larger than the slices {self.data.image_size[:2]}")
         size = self.crop or min(self.data.image_size[:2])
@@ -158,10 +156,6 @@ class Params(config.Params):
         if not self.models and not self.filters:
             raise ValueError("nothing to compare: models and filters are both empty")
         return self
-
-    def train_for(self, name: str) -> TrainParams:
-        epochs = self.epochs_by_model.get(name)
-        return self.train if epochs is None else self.train.model_copy(update={"epochs": epochs})
 
 
 #: A functional run in seconds (coarse 5-case cohort, one epoch, two filters): used by the tests that execute

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from pydantic import Field, field_validator
 
 from medbench.config import Section
 from medbench.data.phantom import PhantomSpec
+
+if TYPE_CHECKING:
+    from medbench.engine import TrainParams
 
 
 class PhantomData(Section):
@@ -39,3 +45,29 @@ class PhantomData(Section):
     def spec(self, seed: int) -> PhantomSpec:
         """The phantom cohort these parameters describe."""
         return PhantomSpec(n_cases=self.n_cases, shape=tuple(self.image_size), spacing=tuple(self.spacing), seed=seed)
+
+
+class PerModelEpochs:
+    """Methods for a schema with a ``train`` section and ``epochs_by_model`` (model name -> epochs).
+
+    Several models share one ``train`` section; at the smoke profile each gets about the same CPU time, so the
+    slower ones train fewer epochs. A mixin for :class:`medbench.config.Params` subclasses (it adds no fields).
+    """
+
+    if TYPE_CHECKING:
+        train: TrainParams
+        epochs_by_model: dict[str, int]
+
+    def epochs_by_model_problem(self, known: Sequence[str], what: str = "models") -> str | None:
+        """Why ``epochs_by_model`` is invalid (a name not in ``known``, or fewer than one epoch), or None."""
+        unknown = sorted(set(self.epochs_by_model) - set(known))
+        if unknown:
+            return f"epochs_by_model names {unknown}, which are not {what} ({', '.join(known)})"
+        if any(v < 1 for v in self.epochs_by_model.values()):
+            return "epochs_by_model values must be >= 1"
+        return None
+
+    def train_for(self, name: str) -> TrainParams:
+        """The train section for one model (its epochs from ``epochs_by_model`` when given)."""
+        epochs = self.epochs_by_model.get(name)
+        return self.train if epochs is None else self.train.model_copy(update={"epochs": epochs})

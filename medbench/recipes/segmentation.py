@@ -38,7 +38,7 @@ from medbench.image.convert import from_metatensor
 from medbench.image.volume import Volume
 from medbench.metrics.calibration import expected_calibration_error, reliability_table, uncertainty_error_auroc
 from medbench.models.factory import ARCHITECTURES, Architecture, ModelParams, forward_flops, models_patch_problem
-from medbench.recipes.sections import PhantomData
+from medbench.recipes.sections import PerModelEpochs, PhantomData
 
 NOTEBOOK = "04_segmentation"
 
@@ -82,7 +82,7 @@ class EvalParams(config.Section):
     calibration_bins: int = Field(15, ge=2, description="Confidence bins of the reliability diagram / ECE.")
 
 
-class Params(config.Params):
+class Params(PerModelEpochs, config.Params):
     """04_segmentation parameters."""
 
     notebook: ClassVar[str] = NOTEBOOK
@@ -108,18 +108,10 @@ class Params(config.Params):
         problem = models_patch_problem(self.models, self.data.patch)
         if problem:
             raise ValueError(problem)
-        unknown = sorted(set(self.epochs_by_model) - set(ARCHITECTURES))
-        if unknown:
-            raise ValueError(f"epochs_by_model names {unknown}, which are not architectures "
-                             f"({', '.join(ARCHITECTURES)})")
-        if any(v < 1 for v in self.epochs_by_model.values()):
-            raise ValueError("epochs_by_model values must be >= 1")
+        problem = self.epochs_by_model_problem(ARCHITECTURES, "architectures")
+        if problem:
+            raise ValueError(problem)
         return self
-
-    def train_for(self, name: str) -> TrainParams:
-        """The train section for one architecture (its epochs from ``epochs_by_model`` when given)."""
-        epochs = self.epochs_by_model.get(name)
-        return self.train if epochs is None else self.train.model_copy(update={"epochs": epochs})
 
 
 #: A functional run in seconds (one small UNet on a coarse 5-case cohort): used by the tests that execute

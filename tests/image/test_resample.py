@@ -41,3 +41,25 @@ def test_vector_fields_refuse_a_transform() -> None:
     assert field.resample_to(img).role == "vector"
     with pytest.raises(GeometryError, match="vectors rotated"):
         field.resample_to(img, RigidTransform.identity().to_sitk())
+
+
+def test_pooled_grid_centres_are_block_means_and_pool_image_matches() -> None:
+    from medbench.image.resample import pool_image, pooled_grid
+
+    rotation = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    grid = Volume.from_spacing(np.zeros((16, 12, 9), np.float32), (2.0, 3.0, 4.0), (10.0, -5.0, 7.0), rotation)
+    coarse = pooled_grid(grid, 2)
+    assert coarse.shape == (8, 6, 4)  # the remainder (the ninth slice) is dropped
+    block = np.array([[2 * 3 + a, 2 * 2 + b, 2 * 1 + c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], float)
+    np.testing.assert_allclose(coarse.world(np.array([[3.0, 2.0, 1.0]]))[0], grid.world(block).mean(0), atol=1e-9)
+    arr = np.arange(16 * 12 * 9, dtype=np.float32).reshape(16, 12, 9)
+    pooled = pool_image(arr, 2)
+    assert pooled.shape == coarse.shape and pooled.dtype == np.float32
+    assert pooled[3, 2, 1] == pytest.approx(arr[6:8, 4:6, 2:4].mean())
+    assert pooled_grid(grid, 1).same_grid(grid) and np.array_equal(pool_image(arr, 1), arr)
+    with pytest.raises(GeometryError, match="cannot be pooled"):
+        pooled_grid(grid, 10)
+    with pytest.raises(GeometryError, match="cannot be pooled"):
+        pool_image(arr, 10)
+    with pytest.raises(ConfigError, match="factor"):
+        pooled_grid(grid, 0)

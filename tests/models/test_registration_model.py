@@ -8,6 +8,7 @@ import torch
 
 from medbench.engine import TrainParams, fit
 from medbench.engine.tasks import RegistrationTask
+from medbench.image.resample import pooled_grid
 from medbench.image.transforms import DisplacementField
 from medbench.image.volume import Volume
 from medbench.models.registration import (
@@ -16,8 +17,6 @@ from medbench.models.registration import (
     ddf_to_field,
     field_on,
     min_patch_multiple,
-    pool_image,
-    pooled_grid,
     warp,
 )
 
@@ -62,17 +61,6 @@ def test_ddf_to_field_refuses_a_ddf_of_another_grid() -> None:
 
     with pytest.raises(GeometryError, match="grid needs"):
         ddf_to_field(np.zeros((3, 4, 4, 4)), _grid())
-
-
-def test_pooled_grid_centres_are_block_means_and_pool_image_matches() -> None:
-    grid = _grid((16, 12, 9), ROTATION)
-    coarse = pooled_grid(grid, 2)
-    assert coarse.shape == (8, 6, 4)
-    block = np.array([[2 * 3 + a, 2 * 2 + b, 2 * 1 + c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], float)
-    np.testing.assert_allclose(coarse.world(np.array([[3.0, 2.0, 1.0]]))[0], grid.world(block).mean(0), atol=1e-9)
-    arr = np.arange(16 * 12 * 9, dtype=np.float32).reshape(16, 12, 9)
-    assert pool_image(arr, 2)[3, 2, 1] == pytest.approx(arr[6:8, 4:6, 2:4].mean())
-    assert pooled_grid(grid, 1).same_grid(grid)
 
 
 def test_a_linear_field_survives_pooling_and_interpolation_back() -> None:
