@@ -51,7 +51,7 @@ from medbench.bench.harness import write_results
 from medbench.data.phantom import BENCHMARK_ORGANS, PhantomSpec, load_cohort
 from medbench.errors import ConfigError
 from medbench.metrics import dense_error_map, jacobian_determinant, jacobian_summary, landmark_tre
-from medbench.registration import RegistrationResult, demons, register, threshold_mask
+from medbench.registration import BONE_HU, RegistrationResult, demons, register, threshold_mask
 from medbench.registration.elastix import elastix_available, elastix_register
 
 NAME = "registration"
@@ -123,7 +123,7 @@ def run(
         if not engines:
             continue
         rigid = register(case.ct_deformed, case.ct, metric="mattes", histogram_bins=32, threads=threads,
-                         fixed_mask=threshold_mask(case.ct_deformed, 150.0, dilate_voxels=1))
+                         fixed_mask=threshold_mask(case.ct_deformed, BONE_HU, dilate_voxels=1))
         bs = register(case.ct_deformed, case.ct, transform="bspline", metric="mean_squares",
                       initialisation=rigid.transform, bspline_mesh_mm=50.0, iterations=20, shrink_factors=(2, 1),
                       smoothing_sigmas=(1.0, 0.0), sampling_fraction=0.05, threads=threads)

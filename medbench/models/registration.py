@@ -11,6 +11,7 @@ transform.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -51,21 +52,32 @@ def min_patch_multiple(params: LocalNetParams) -> int:
 def warp(image: torch.Tensor, ddf: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """``image`` ``(N, C, i, j, k)`` sampled at ``x + ddf(x)`` (voxels); ``mode="nearest"`` for label maps.
     Outside the grid the border value is repeated."""
+    return _warp_block(mode, str(ddf.device), ddf.dtype)(image, ddf)
+
+
+@functools.cache
+def _warp_block(mode: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    """One MONAI Warp per interpolation mode, device and dtype, built once (it runs at every training step). Warp has
+    no parameters but keeps its last reference grid, checked against the shape only, hence the device and dtype."""
     from monai.networks.blocks import Warp
 
-    with warnings.catch_warnings():  # MONAI announces its (pure PyTorch) grid_sample backend at every construction
+    with warnings.catch_warnings():  # MONAI announces its (pure PyTorch) grid_sample backend at construction
         warnings.filterwarnings("ignore", message=".*Using PyTorch native grid_sample.*")
-        block = Warp(mode=mode, padding_mode="border")
-    return block(image, ddf)
+        return Warp(mode=mode, padding_mode="border")
+
+
+@functools.cache
+def _bending_loss() -> torch.nn.Module:
+    from monai.losses import BendingEnergyLoss
+
+    return BendingEnergyLoss()
 
 
 def bending_energy(ddf: torch.Tensor) -> torch.Tensor:
     """MONAI's bending energy of a DDF ``(N, 3, i, j, k)`` (the mean squared second derivatives)."""
-    from monai.losses import BendingEnergyLoss
-
     with warnings.catch_warnings():  # MONAI slices with a list; torch warns that the spelling is deprecated
         warnings.filterwarnings("ignore", message=".*non-tuple sequence for multidimensional indexing.*")
-        return BendingEnergyLoss()(ddf)
+        return _bending_loss()(ddf)
 
 
 def ddf_to_field(ddf: np.ndarray | torch.Tensor, grid: Volume) -> DisplacementField:

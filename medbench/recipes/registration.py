@@ -35,7 +35,7 @@ from medbench.image.transforms import RigidTransform
 from medbench.image.volume import Volume
 from medbench.models.registration import LocalNetParams
 from medbench.recipes.sections import PhantomData
-from medbench.registration import RegistrationResult, demons, register, threshold_mask
+from medbench.registration import BONE_HU, RegistrationResult, demons, register, threshold_mask
 
 NOTEBOOK = "02_registration"
 ORGANS: dict[int, str] = {i: LABELS[i] for i in BENCHMARK_ORGANS}
@@ -69,7 +69,7 @@ class DeformableParams(config.Section):
     rigid_sampling: Literal["bone", "image"] = Field(
         "bone", description="What the rigid stage of case (b) samples: bone (CT >= bone_hu, dilated one voxel; the "
                             "skeleton does not breathe) or the whole image. B-spline and demons start from it.")
-    bone_hu: float = Field(150.0, description="CT threshold of the bone mask (HU).")
+    bone_hu: float = Field(BONE_HU, description="CT threshold of the bone mask (HU).")
 
     bspline_mesh_mm: float = Field(50.0, gt=0, description="B-spline control-point spacing (mm).")
     bspline_iterations: int = Field(20, ge=1, description="L-BFGS-B iterations per level.")
@@ -453,7 +453,9 @@ def learned_case(cfg: Params, data: CaseData, lc: LearnedParams | None = None, r
     seconds = time.perf_counter() - start
     history = result.history.rename(columns={"loss": "metric"}).assign(level=0, iteration=result.history["epoch"])
     return RegistrationResult(
-        method="localnet", metric=f"{lc.similarity} + bending + label Dice (training loss)", transform=field.to_sitk(),
+        method="localnet", metric=" + ".join([lc.similarity, "bending"] + ["label Dice"] * (lc.label_weight > 0)
+                                             + ["true-field error"] * (lc.field_weight > 0)) + " (training loss)",
+        transform=field.to_sitk(),
         history=history, stop_condition=f"trained {result.epochs_run} epochs on {len(train)} pairs, best epoch "
                                         f"{result.best_epoch + 1} by validation {lc.monitor} {result.best_metric:.3f}",
         wall_time_s=seconds, status="converged", fixed=c.ct_deformed, engine="MONAI LocalNet (learned)",

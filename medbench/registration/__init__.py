@@ -8,6 +8,7 @@ optimisations are reported.
 from __future__ import annotations
 
 from medbench.registration.core import (
+    BONE_HU,
     INITIALISATIONS,
     METRICS,
     SAMPLINGS,
@@ -23,6 +24,7 @@ from medbench.registration.core import (
 )
 
 __all__ = [
+    "BONE_HU",
     "INITIALISATIONS",
     "METRICS",
     "SAMPLINGS",

@@ -179,6 +179,11 @@ def _mask(mask: Any, image: Volume, what: str) -> Any:
     return image.with_array((arr > 0).astype(np.uint8), role="label").to_sitk()
 
 
+#: CT value (HU) at and above which a voxel counts as bone for a sampling mask: above soft tissue and contrast-free
+#: organs (< ~100 HU), below cancellous bone (~200-300 HU).
+BONE_HU = 150.0
+
+
 def threshold_mask(image: Volume, lower: float, dilate_voxels: int = 1) -> np.ndarray:
     """Voxels of ``image`` at or above ``lower``, dilated by ``dilate_voxels``: a sampling mask (e.g. bone on CT).
 
