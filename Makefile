@@ -45,22 +45,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check medbench tests tools
 	$(BIN)/mypy
 
-# Unit tests run one pytest process per test folder / top-level test file. In one process for the whole
-# suite, after every native library (torch, OpenVINO, ONNX Runtime, ITK, SimpleITK) was loaded, starting a
-# child process (papermill kernels, make) segfaulted in three fresh-clone runs (2026-12-01); subsets of the
-# suite do not reproduce it. Until the cause is found, each area gets its own process.
-UNIT_TARGETS = $(filter-out tests/__pycache__/,$(sort $(wildcard tests/*/))) $(sort $(wildcard tests/test_*.py))
+# Tests run as separate pytest processes (one per test area and one per notebook's nbval), TEST_JOBS at a time
+# (default: the CPUs, at most 4; TEST_JOBS=1 runs them one after another). tools/test_jobs.py says why.
+TEST_JOBS ?=
+TEST_RUN = $(BIN)/python tools/test_jobs.py $(if $(TEST_JOBS),--jobs $(TEST_JOBS))
 unit: $(STAMP)
-	for t in $(UNIT_TARGETS); do $(BIN)/python -m pytest $$t $(PYTEST_ARGS) || exit 1; done
+	$(TEST_RUN) --only unit $(PYTEST_ARGS)
 
 nbval: $(STAMP)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
+	$(TEST_RUN) --only nbval $(PYTEST_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check medbench tests tools
 	$(BIN)/mypy
-	for t in $(UNIT_TARGETS); do $(BIN)/python -m pytest $$t $(PYTEST_ARGS) || exit 1; done
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/sanitize.cfg -p no:cacheprovider notebooks $(PYTEST_ARGS)
+	$(TEST_RUN) $(PYTEST_ARGS)
 
 notebooks: $(STAMP)
 	$(BIN)/medbench notebooks $(NOTEBOOKS)

@@ -1,14 +1,16 @@
-"""tools/: ``make lab`` (tools/lab.py) and the system-package status lines the browser tests skip with."""
+"""tools/: ``make lab`` (tools/lab.py), the system-package status lines the browser tests skip with, and the
+parallel test runner behind ``make test`` (tools/test_jobs.py)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tools import lab, sysdeps
+from tools import lab, sysdeps, test_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,3 +61,38 @@ def test_browser_install_is_skipped_with_its_reason(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(sysdeps, "CHROMIUM", tmp_path / "no-chromium")
     monkeypatch.setenv("MEDBENCH_SKIP_SYSDEPS", "1")
     assert sysdeps.install_browser() == "browser: skipped (MEDBENCH_SKIP_SYSDEPS is set); the browser tests will be skipped"
+
+
+def test_test_jobs_cover_every_area_and_notebook_notebooks_first() -> None:
+    jobs = test_jobs.plan(["unit", "nbval"], ["--durations=5"])
+    names = [j.name for j in jobs]
+    notebooks = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    folders = sorted(p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and any(p.glob("test_*.py")))
+    assert names[:len(notebooks)] == [f"nbval notebooks/{n}" for n in notebooks]
+    assert [n for n in names if n.startswith("tests/") and n.endswith("/")] == [f"tests/{f}/" for f in folders]
+    assert "tests/test_tools.py" in names and "tests/notebooks/" in names
+    assert all(j.args[-1] == "--durations=5" for j in jobs)
+    assert [j.name for j in test_jobs.plan(["unit"], [])] == names[len(notebooks):]
+
+
+def _job(name: str, code: str) -> test_jobs.Job:
+    return test_jobs.Job(name, ["-c", code])
+
+
+def test_test_jobs_run_in_parallel_and_stop_starting_after_a_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    ok = _job("ok", "import os; print('policy', os.environ.get('OMP_WAIT_POLICY'))")
+    slow_ok = _job("slow", "import time; time.sleep(1.0); print('slow done')")
+    bad = _job("bad", "import sys; print('broken here'); sys.exit(3)")
+    never = _job("never", "print('must not run')")
+    assert test_jobs.run([ok, slow_ok], 2) == 0
+    out = capsys.readouterr().out
+    assert "policy PASSIVE" in out and "slow done" in out and "2 of 2 test jobs passed" in out
+
+    assert test_jobs.run([bad, slow_ok, never], 2) == 1
+    out = capsys.readouterr().out
+    assert "===== bad: FAILED (exit 3)" in out and "broken here" in out
+    assert "slow done" in out  # the job already running finishes and is shown
+    assert "must not run" not in out and "failed: bad" in out and "not started after the failure: 1" in out
+
+    assert test_jobs.run([_job("seq", "import os; print('policy', os.environ.get('OMP_WAIT_POLICY'))")], 1) == 0
+    assert f"policy {os.environ.get('OMP_WAIT_POLICY')}" in capsys.readouterr().out  # one at a time: not forced
