@@ -3,8 +3,9 @@
 * :mod:`~medbench.explain.attribution`: Integrated Gradients, saliency, SmoothGrad, GradientShap,
   Grad-CAM / Grad-CAM++, occlusion (:func:`attribute`), and :class:`RegionTarget`, which makes a
   segmentation network explainable (the sum of a class's logits inside a region);
-* :mod:`~medbench.explain.checks`: deletion / insertion curves, max sensitivity, and the Adebayo
-  sanity checks (cascading parameter randomisation, label randomisation) with a stated pass/fail rule;
+* :mod:`~medbench.explain.checks`: deletion / insertion curves, max sensitivity, the Adebayo
+  sanity checks (cascading parameter randomisation, label randomisation) with a stated pass/fail rule,
+  and the removal intervention (:func:`removal_effect`: does the model use the lesion at all?);
 * :mod:`~medbench.explain.memory`: peak memory of one call.
 
 Localisation scores that need no model (relevance mass, pointing game, rank correlation, SSIM)
@@ -27,9 +28,11 @@ from medbench.explain.checks import (
     Curves,
     cascading_randomisation,
     deletion_insertion,
+    inpaint,
     label_randomisation_similarity,
     max_sensitivity,
     parameter_blocks,
+    removal_effect,
     sanity_verdict,
 )
 from medbench.explain.memory import measure_peak
@@ -46,9 +49,11 @@ __all__ = [
     "attribute_all",
     "cascading_randomisation",
     "deletion_insertion",
+    "inpaint",
     "label_randomisation_similarity",
     "max_sensitivity",
     "measure_peak",
     "parameter_blocks",
+    "removal_effect",
     "sanity_verdict",
 ]

@@ -15,6 +15,11 @@
   original stays below :data:`SANITY_THRESHOLD` in absolute value.
 * :func:`label_randomisation_similarity` — the same comparison between the map
   of a model trained on the true labels and one trained on permuted labels.
+* :func:`removal_effect` — an intervention that needs no map: the target's
+  probability before and after a known structure (the causal lesion, a planted
+  cue) is removed from the image by :func:`inpaint`. It says what the *model*
+  uses, which is the ground truth a map should be judged against: a map that
+  ignores a lesion the model also ignores is faithful, not wrong.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from medbench.errors import ConfigError
 from medbench.explain.attribution import Attribution, MethodParams, attribute
-from medbench.metrics.attribution import curve_auc, map_ssim, rank_correlation
+from medbench.metrics.attribution import curve_auc, dilate, map_ssim, rank_correlation
 
 #: Sanity-check pass/fail: a method passes when |Spearman rho| between the original map and the map of the
 #: randomised model is below this (Adebayo et al. read "high similarity" as failure; 0.5 is a conservative cut).
@@ -183,3 +189,44 @@ def label_randomisation_similarity(trained: Callable[[str], Attribution], random
 def sanity_verdict(similarity: float, threshold: float = SANITY_THRESHOLD) -> bool:
     """True (pass) when the map of the randomised model differs: ``|spearman| < threshold`` (nan: pass, map gone)."""
     return bool(not np.isfinite(similarity) or abs(similarity) < threshold)
+
+
+def inpaint(image: torch.Tensor, mask: np.ndarray, *, margin: int = 1, ring: int = 2) -> torch.Tensor:
+    """A copy of ``image`` ``(C, i, j, k)`` with ``mask`` (grown by ``margin`` voxels) filled by its surroundings.
+
+    Every channel's voxels in the grown mask are replaced by the median of that
+    channel over the ``ring`` voxels around it (the grown mask dilated by
+    ``ring``, minus the grown mask): a lesion in the liver becomes liver, a skin
+    marker becomes skin and air. The margin covers the partial-volume rim and the
+    PET blur that spread a structure's signal beyond its mask. Voxels outside the
+    grown mask are unchanged and ``image`` itself is never modified.
+    """
+    m = np.asarray(mask).astype(bool)
+    if tuple(m.shape) != tuple(image.shape[1:]):
+        raise ConfigError(f"mask {tuple(m.shape)} does not match the image grid {tuple(image.shape[1:])}")
+    if ring < 1:
+        raise ConfigError(f"ring must be at least one voxel, got {ring}")
+    core = dilate(m, margin)
+    shell = dilate(core, ring) & ~core
+    out = image.detach().clone()
+    if not core.any():
+        return out
+    if not shell.any():
+        raise ConfigError("the mask covers the whole grid: nothing around it to fill it with")
+    core_t = torch.from_numpy(core)
+    for c in range(out.shape[0]):
+        out[c][core_t] = out[c][torch.from_numpy(shell)].median()
+    return out
+
+
+def removal_effect(model: torch.nn.Module, image: torch.Tensor, mask: np.ndarray, target: int, *,
+                   margin: int = 1, ring: int = 2) -> tuple[float, float]:
+    """The target's probability for ``image`` ``(C, i, j, k)`` before and after :func:`inpaint` removes ``mask``.
+
+    A large drop says the model relies on what the mask covers; no drop says it
+    decides from elsewhere (whatever its attribution maps show).
+    """
+    model.eval()
+    x = torch.stack([image.float(), inpaint(image.float(), mask, margin=margin, ring=ring)])
+    before, after = _probability(model, x, target)
+    return float(before), float(after)

@@ -17,6 +17,10 @@ The recipe's steps, one call each in the notebook:
    labels (the label-randomisation sanity check);
 3. :func:`classification_table` — test AUROC / accuracy of each model on both cohorts' test cases,
    beside the best non-learning rule (the PET maximum, :func:`baseline_scores`);
+3b. :func:`removal` — an intervention that needs no attribution map: each model's probability of
+   "positive" before and after the malignant lesions (or the planted cue) are removed from the image
+   (filled in from their surroundings). It says what each model actually uses — the ground truth
+   the maps are judged against;
 4. :func:`explain` — every method on the clean model's positive test cases: relevance
    mass in the lesion, rank accuracy, pointing game, deletion / insertion AUC,
    max sensitivity, seconds;
@@ -59,6 +63,7 @@ from medbench.explain import (
     deletion_insertion,
     max_sensitivity,
     measure_peak,
+    removal_effect,
     sanity_verdict,
 )
 from medbench.metrics import attribution as am
@@ -108,6 +113,10 @@ class ExplainParams(config.Section):
     sanity_threshold: float = Field(SANITY_THRESHOLD, gt=0, lt=1,
                                     description="A method passes when |Spearman| to the randomised map is below this.")
     label_randomisation: bool = Field(True, description="Train a permuted-label model for the label sanity check.")
+    removal_margin: int = Field(1, ge=0, description="Removal intervention: voxels added around the lesion / cue "
+                                                     "(partial-volume rim and PET blur) before it is filled in.")
+    removal_ring: int = Field(2, ge=1, description="Removal intervention: width (voxels) of the surrounding ring "
+                                                   "whose median fills the removed voxels.")
 
     @field_validator("methods")
     @classmethod
@@ -343,6 +352,44 @@ def _baseline_threshold(data: ClassData, cohort: str) -> float:
     return float(np.median(score))
 
 
+# -- what the models use: removal ------------------------------------------------------------------
+@dataclasses.dataclass
+class Removal:
+    """Probability of "positive" before / after removing the lesions or the cue, per model and case."""
+
+    per_case: pd.DataFrame  # model, part, case_id, label, before, after, drop
+    table: pd.DataFrame  # (model, part) -> cases, mean before / after / drop, flipped (positive call lost)
+
+
+def removal(cfg: Params, data: ClassData, trained: Mapping[str, Trained]) -> Removal:
+    """Remove the cause or the cue from held-out images and watch each model's output (module doc, step 3b).
+
+    ``lesion``: the clean cohort's positive test and validation cases, every malignant lesion
+    removed (:func:`medbench.explain.inpaint`: grown by ``explain.removal_margin`` voxels, filled
+    with the median of the ``explain.removal_ring`` voxels around it, per channel). A model that
+    detects the cause loses its positive call. ``cue``: the spurious cohort's test and validation
+    cases that carry the marker (positive or not), the marker removed. A model that took the
+    shortcut loses probability here; one that did not is unmoved.
+    """
+    parts = {"lesion": [i for s in ("test", "val") for i in data.items["clean"][s] if i.label == 1 and i.cause.any()],
+             "cue": [i for s in ("test", "val") for i in data.items["spurious"][s] if i.has_cue and i.cue.any()]}
+    rows = []
+    for name, t in trained.items():
+        for part, items in parts.items():
+            for item in items:
+                mask = item.cause if part == "lesion" else item.cue
+                before, after = removal_effect(t.model, item.image, mask, 1, margin=cfg.explain.removal_margin,
+                                               ring=cfg.explain.removal_ring)
+                rows.append({"model": name, "part": part, "case_id": item.case_id, "label": item.label,
+                             "before": before, "after": after, "drop": before - after,
+                             "flipped": before > 0.5 >= after})
+    per_case = pd.DataFrame(rows, columns=["model", "part", "case_id", "label", "before", "after", "drop", "flipped"])
+    table = per_case.groupby(["model", "part"], sort=False).agg(
+        cases=("drop", "size"), before=("before", "mean"), after=("after", "mean"), drop=("drop", "mean"),
+        flipped=("flipped", "sum"))
+    return Removal(per_case, table)
+
+
 # -- explanation ---------------------------------------------------------------------------------
 def _layer(cfg: Params) -> str:
     return CAM_LAYERS[cfg.classifier.name]
@@ -561,6 +608,9 @@ CHECKED: dict[str, str] = {
                               "drops on the spurious cohort, where the cue no longer follows the label)",
     "auroc_margin_clean": "the clean model's test AUROC minus the non-learning baseline's (PET maximum) on the "
                           "clean test split",
+    "removal_<part>_<model>": "mean drop of P(positive) when the malignant lesions (part 'lesion', clean positive "
+                              "held-out cases) or the planted cue (part 'cue', spurious held-out cases with the "
+                              "cue) are removed from the image: what each model actually uses",
     "mass_<method> / pointing_<method>": "localisation of the clean model's evidence: relevance mass in the "
                                          "lesion and pointing-game hit rate (chance: chance_mass)",
     "deletion_<method> / insertion_<method>": "faithfulness: deletion AUC (lower is better) and insertion AUC",
@@ -573,13 +623,16 @@ CHECKED: dict[str, str] = {
 
 
 def checked_metrics(table: pd.DataFrame, expl: Explanations, san: Sanity, short: Shortcut,
-                    seg: SegExplanation | None = None) -> dict[str, Any]:
+                    seg: SegExplanation | None = None, removed: Removal | None = None) -> dict[str, Any]:
     """The notebook's checked numbers (see :data:`CHECKED`)."""
     out: dict[str, Any] = {}
     for (model, cohort), row in table.iterrows():
         out[f"auroc_{model}_{cohort}"] = float(row["auroc"])
     if "auroc_clean_clean" in out and f"auroc_{BASELINE}_clean" in out:
         out["auroc_margin_clean"] = out["auroc_clean_clean"] - out[f"auroc_{BASELINE}_clean"]
+    if removed is not None:
+        for (model, part), row in removed.table.iterrows():
+            out[f"removal_{part}_{model}"] = float(row["drop"])
     for m, row in expl.table.iterrows():
         out[f"mass_{m}"] = float(row["relevance_mass"])
         out[f"pointing_{m}"] = float(row["pointing_game"])

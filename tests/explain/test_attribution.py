@@ -14,12 +14,14 @@ from medbench.explain import (
     attribute,
     cascading_randomisation,
     deletion_insertion,
+    inpaint,
     max_sensitivity,
     measure_peak,
     parameter_blocks,
+    removal_effect,
     sanity_verdict,
 )
-from medbench.metrics.attribution import mask_fraction, relevance_mass
+from medbench.metrics.attribution import dilate, mask_fraction, relevance_mass
 
 SHAPE = (16, 16, 8)
 FAST = MethodParams(n_steps=8, internal_batch_size=4, nt_samples=4, occlusion_window=(2, 2, 2),
@@ -163,3 +165,35 @@ def test_random_relevance_is_at_chance() -> None:
     box = _box()
     r = np.random.default_rng(3).random(SHAPE)
     assert abs(relevance_mass(r, box) - mask_fraction(box)) < 0.02
+
+
+def test_inpaint_fills_the_grown_mask_with_its_surroundings_and_nothing_else() -> None:
+    image = torch.full((2, *SHAPE), 0.2)
+    image[1] = 0.6
+    lesion = np.zeros(SHAPE, bool)
+    lesion[7:9, 7:9, 3:5] = True
+    image[:, torch.from_numpy(lesion)] = 0.9  # a hot spot in both channels
+    out = inpaint(image, lesion, margin=1, ring=2)
+    grown = dilate(lesion, 1)
+    assert torch.equal(out[:, torch.from_numpy(~grown)], image[:, torch.from_numpy(~grown)])
+    assert torch.allclose(out[0][torch.from_numpy(grown)], torch.tensor(0.2))
+    assert torch.allclose(out[1][torch.from_numpy(grown)], torch.tensor(0.6))
+    assert float(image[0, 7, 7, 3]) == pytest.approx(0.9)  # the input is untouched
+    assert torch.equal(inpaint(image, np.zeros(SHAPE, bool)), image)  # nothing to remove
+    with pytest.raises(ConfigError, match="does not match"):
+        inpaint(image, np.zeros((4, 4, 4), bool))
+    with pytest.raises(ConfigError, match="whole grid"):
+        inpaint(image, np.ones(SHAPE, bool))
+
+
+def test_removal_effect_sees_what_the_model_uses() -> None:
+    box = _box()
+    model = BoxModel(box).eval()
+    x = _image()[0]
+    x[:, torch.from_numpy(box)] = 1.0  # the evidence: a bright box
+    before, after = removal_effect(model, x, box, 1, margin=0, ring=1)
+    assert before > after + 0.1  # the box is the model's only evidence: removing it changes the output
+    other = np.zeros(SHAPE, bool)
+    other[12:15, 1:4, 5:7] = True  # far from the box: the model never looks there
+    before2, after2 = removal_effect(model, x, other, 1, margin=0, ring=1)
+    assert before2 == pytest.approx(before) and after2 == pytest.approx(before)

@@ -129,3 +129,33 @@ def test_shortcut_is_revealed_for_a_cue_model_and_not_for_a_lesion_model() -> No
     assert short.table.loc[("spurious", "saliency"), "cue_mass"] == pytest.approx(1.0)
     swapped = {"clean": trained["clean"], "spurious": ex.Trained("spurious", _LesionModel(), None)}  # type: ignore[arg-type]
     assert not any(ex.shortcut(cfg, data, swapped).revealed.values())
+
+
+def test_removal_tells_a_lesion_model_from_a_cue_model() -> None:
+    def bright(it: ex.Item) -> ex.Item:
+        it.image[:] = 0.1
+        it.image[1][torch.from_numpy(it.cause)] = 0.9  # PET-avid lesion
+        it.image[0][torch.from_numpy(it.cue)] = 1.0  # the marker on CT
+        return it
+
+    clean = [bright(_item("p0", 1, False)), bright(_item("n0", 0, False))]
+    spurious = [bright(_item("p0", 1, True)), bright(_item("n0", 0, True))]
+    data = ex.ClassData({"clean": {"test": clean, "val": [], "train": []},
+                         "spurious": {"test": spurious, "val": [], "train": []}}, {}, ["ct", "pet"], (8, 8, 4))
+    cfg = ex.Params.validate_values({"explain_removal_margin": 0, "explain_removal_ring": 1})
+    trained = {"clean": ex.Trained("clean", _LesionModel(), None),  # type: ignore[arg-type]
+               "spurious": ex.Trained("spurious", _CueModel(), None)}  # type: ignore[arg-type]
+    removed = ex.removal(cfg, data, trained)
+    t = removed.table
+    assert t.loc[("clean", "lesion"), "cases"] == 1 and t.loc[("clean", "cue"), "cases"] == 2
+    # the lesion model: p 0.9993 -> 0.83 without the lesion; the cue model: 0.993 -> 0.73 without the cue
+    assert t.loc[("clean", "lesion"), "drop"] > 0.1 and t.loc[("clean", "cue"), "drop"] == pytest.approx(0.0)
+    assert t.loc[("spurious", "cue"), "drop"] > 0.2 and t.loc[("spurious", "lesion"), "drop"] == pytest.approx(0.0)
+    assert t["flipped"].sum() == 0  # both stay above 0.5 here
+    out = ex.checked_metrics(pd.DataFrame(columns=["auroc"]), ex.Explanations([], {}, pd.DataFrame(), pd.DataFrame(
+        {"relevance_mass": [0.1], "pointing_game": [0.0], "chance_mass": [0.01], "deletion_auc": [0.1],
+         "insertion_auc": [0.1]}, index=pd.Index(["saliency"], name="method")), {}),
+        ex.Sanity(pd.DataFrame(), pd.DataFrame(), pd.DataFrame({"passes": [True]}, index=["saliency"]), 0.5),
+        ex.Shortcut(pd.DataFrame(), pd.DataFrame(), {"saliency": False}, [], {}), removed=removed)
+    assert out["removal_lesion_clean"] == pytest.approx(float(t.loc[("clean", "lesion"), "drop"]))
+    assert out["removal_cue_spurious"] > 0.2
