@@ -81,9 +81,14 @@ class ExplainDataParams(PhantomData):
     n_cases: int = Field(32, ge=6, description="Cases per cohort (split 60/20/20 into train/val/test).")
     modalities: list[str] = Field(default_factory=lambda: ["ct", "pet"],
                                   description="Input channels (CT grid; PET resampled onto it). The cue is CT-only.")
-    downsample: int = Field(2, ge=1, le=4, description="Average-pool factor from the CT grid to the classifier's grid.")
+    downsample: int = Field(1, ge=1, le=4, description="Average-pool factor from the CT grid to the classifier's grid "
+                                                       "(at 2 the smoke grid's 12.5 mm voxels shrink 8-40 mm lesions "
+                                                       "to 0-3 voxels).")
     cue_correlation: float = Field(1.0, ge=0.5, le=1.0,
                                    description="Share of training positives with the cue (and of negatives without).")
+    cue_radius_mm: float = Field(12.0, gt=0, le=30,
+                                 description="Radius of the planted skin marker (the phantom's default, 6 mm, is about "
+                                             "one smoke voxel: no classifier here learned it).")
 
     @field_validator("modalities")
     @classmethod
@@ -102,8 +107,8 @@ class ExplainParams(config.Section):
     internal_batch_size: int = Field(8, ge=1, description="IG / SmoothGrad points evaluated together (memory bound).")
     nt_samples: int = Field(8, ge=1, description="SmoothGrad / GradientShap noisy samples.")
     noise_sd: float = Field(0.15, gt=0, description="SmoothGrad / GradientShap noise SD (normalised input units).")
-    occlusion_window: list[int] = Field(default_factory=lambda: [4, 4, 4], description="Occlusion window (voxels).")
-    occlusion_stride: list[int] = Field(default_factory=lambda: [4, 4, 4], description="Occlusion stride (voxels).")
+    occlusion_window: list[int] = Field(default_factory=lambda: [8, 8, 4], description="Occlusion window (voxels).")
+    occlusion_stride: list[int] = Field(default_factory=lambda: [8, 8, 4], description="Occlusion stride (voxels).")
     cases: int = Field(3, ge=1, description="Positive test cases explained (fewer if the split has fewer).")
     pointing_tolerance: int = Field(1, ge=0, description="Pointing-game tolerance (voxels of the classifier grid).")
     deletion_steps: int = Field(10, ge=2, description="Points of the deletion / insertion curves.")
@@ -149,8 +154,8 @@ class Params(config.Params):
     notebook: ClassVar[str] = NOTEBOOK
 
     data: ExplainDataParams = Field(default_factory=ExplainDataParams)
-    classifier: ClassifierParams = Field(default_factory=ClassifierParams)
-    train: TrainParams = Field(default_factory=lambda: TrainParams(epochs=30, batch_size=2, lr=1e-2,
+    classifier: ClassifierParams = Field(default_factory=lambda: ClassifierParams(name="resnet", blocks=[1, 1, 1]))
+    train: TrainParams = Field(default_factory=lambda: TrainParams(epochs=60, batch_size=4, lr=1e-3,
                                                                    samples_per_volume=1))
     checkpoint: Literal["last", "best"] = Field(
         "last", description="Which weights to explain: the last epoch's, or the best validation AUROC's. 'last' by "
@@ -250,7 +255,8 @@ def specs(cfg: Params) -> dict[str, PhantomSpec]:
     base = cfg.data.spec(cfg.seed)
     return {"clean": base,
             "spurious": PhantomSpec(**{**base.model_dump(), "spurious_cue": True, "cue_split": "train",
-                                       "cue_correlation": cfg.data.cue_correlation})}
+                                       "cue_correlation": cfg.data.cue_correlation,
+                                       "cue_radius_mm": cfg.data.cue_radius_mm})}
 
 
 def load_data(cfg: Params) -> ClassData:
@@ -462,7 +468,7 @@ class Sanity:
 
     cascading: pd.DataFrame  # method, stage, fraction, spearman, ssim
     label: pd.DataFrame  # method, spearman, ssim (empty without the permuted model)
-    verdict: pd.DataFrame  # method -> cascading_spearman, label_spearman, passes_*, passes
+    verdict: pd.DataFrame  # method -> cascading_spearman, label_spearman, passes_*, passes (None: empty map)
     threshold: float
 
 
@@ -492,14 +498,24 @@ def sanity(cfg: Params, trained: Mapping[str, Trained], expl: Explanations) -> S
             rho = float(label.loc[label["method"] == m, "spearman"].iloc[0])
             row.update(label_spearman=rho, passes_label=sanity_verdict(rho, thr))
         row["passes"] = bool(row["passes_cascading"] and row.get("passes_label", True))
+        if not (originals[m].relevance > 0).any():
+            row["passes"] = None  # an empty original map: nothing to compare, neither pass nor fail
         rows.append(row)
     return Sanity(casc, label, pd.DataFrame(rows).set_index("method"), thr)
 
 
+def sanity_word(passes: bool | None) -> str:
+    """``pass`` / ``fail``, or ``no map`` when the method's map of the explained case was empty (all zero)."""
+    if passes is None or (isinstance(passes, float) and np.isnan(passes)):
+        return "no map"
+    return "pass" if passes else "fail"
+
+
 # -- the shortcut experiment ----------------------------------------------------------------------------
-#: A method reveals the shortcut when, for the spurious model, the mean relevance mass on the cue exceeds the mass
-#: on the lesion AND is at least this many times the cue's chance level (its volume fraction): two near-zero masses
-#: do not count.
+#: A model's map *flags* the cue when the mean relevance mass on the cue exceeds the mass on the lesion AND is at
+#: least this many times the cue's chance level (its volume fraction): two near-zero masses do not count. A method
+#: *reveals* the shortcut when it flags the spurious model and not the clean one, which never saw the cue in
+#: training (the control: Integrated Gradients, input x gradient, can flag a bright marker on any model).
 CUE_ENRICHMENT = 10.0
 
 
@@ -507,7 +523,7 @@ CUE_ENRICHMENT = 10.0
 class Shortcut:
     per_case: pd.DataFrame  # model, method, case_id, cue_mass, lesion_mass
     table: pd.DataFrame  # (model, method) -> mean cue / lesion mass, cue_over_lesion
-    revealed: dict[str, bool]  # method -> cue mass > lesion mass for the spurious model
+    revealed: dict[str, bool]  # method -> flags the cue for the spurious model and not for the clean control
     items: list[Item]
     maps: dict[str, dict[str, dict[str, Attribution]]]  # model -> case_id -> method -> map
 
@@ -535,7 +551,9 @@ def shortcut(cfg: Params, data: ClassData, trained: Mapping[str, Trained]) -> Sh
     chance = float(np.mean([am.mask_fraction(i.cue) for i in items]))
     table["cue_chance"] = chance
     table["cue_over_lesion"] = (table["cue_mass"] > table["lesion_mass"]) & (table["cue_mass"] > CUE_ENRICHMENT * chance)
-    revealed = {m: bool(table.loc[("spurious", m), "cue_over_lesion"]) for m in cfg.explain.methods}
+    revealed = {m: bool(table.loc[("spurious", m), "cue_over_lesion"]) and not bool(table.loc[("clean", m),
+                                                                                                "cue_over_lesion"])
+                for m in cfg.explain.methods}
     return Shortcut(per_case, table, revealed, items, maps)
 
 
@@ -614,10 +632,11 @@ CHECKED: dict[str, str] = {
     "mass_<method> / pointing_<method>": "localisation of the clean model's evidence: relevance mass in the "
                                          "lesion and pointing-game hit rate (chance: chance_mass)",
     "deletion_<method> / insertion_<method>": "faithfulness: deletion AUC (lower is better) and insertion AUC",
-    "sanity_<method>": "pass/fail of the randomisation sanity checks (|Spearman| < threshold)",
+    "sanity_<method>": "pass/fail of the randomisation sanity checks (|Spearman| < threshold); 'no map' when the "
+                       "method's map of the explained case is empty",
     "best_method / best_mass / best_pointing": "the method with the highest lesion mass (target: >= 0.5 and >= 0.8)",
     "shortcut_detected / shortcut_methods": "yes when at least one method puts more mass on the cue than on the "
-                                            "lesion for the spurious model",
+                                            "lesion for the spurious model and not for the clean control",
     "seg_mass_<method>": "the segmentation target's relevance mass inside its region",
 }
 
@@ -640,7 +659,7 @@ def checked_metrics(table: pd.DataFrame, expl: Explanations, san: Sanity, short:
         out[f"insertion_{m}"] = float(row["insertion_auc"])
     out["chance_mass"] = float(expl.table["chance_mass"].mean())
     for m, row in san.verdict.iterrows():
-        out[f"sanity_{m}"] = "pass" if row["passes"] else "fail"
+        out[f"sanity_{m}"] = sanity_word(row["passes"])
     best = str(expl.table["relevance_mass"].astype(float).idxmax())
     out["best_method"] = best
     out["best_mass"] = float(expl.table.loc[best, "relevance_mass"])
@@ -657,7 +676,7 @@ def checked_metrics(table: pd.DataFrame, expl: Explanations, san: Sanity, short:
 def method_table(expl: Explanations, san: Sanity, short: Shortcut) -> pd.DataFrame:
     """One row per method: localisation, faithfulness, robustness, sanity verdict, shortcut revealed, seconds."""
     t = expl.table.copy()
-    t["sanity"] = ["pass" if san.verdict.loc[m, "passes"] else "fail" for m in t.index]
+    t["sanity"] = [sanity_word(san.verdict.loc[m, "passes"]) for m in t.index]
     t["reveals_shortcut"] = [short.revealed.get(str(m), False) for m in t.index]
     return t
 

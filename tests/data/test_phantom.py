@@ -35,6 +35,7 @@ from medbench.data.phantom import (
     generate_case,
 )
 from medbench.data.phantom.anatomy import render
+from medbench.data.phantom.spec import case_plans
 from medbench.errors import ConfigError
 
 
@@ -329,6 +330,23 @@ def test_cause_and_planted_cue() -> None:
     agree = np.mean([label == cue for label, cue in train])
     assert agree >= 0.8  # correlated with the label in the chosen split (0.9 by construction)
     assert generate_case(PhantomSpec(**{**base, "n_cases": 2}), 0).cue_mask().array.sum() == 0
+
+
+def test_cue_radius_sets_the_marker_size_and_the_default_keeps_old_keys() -> None:
+    base = dict(n_cases=10, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0), pet_spacing=(10.0, 10.0, 10.0),
+                spurious_cue=True, cue_correlation=1.0)
+    small, large = PhantomSpec(**base), PhantomSpec(**base, cue_radius_mm=14.0)
+    index = next(p.index for p in case_plans(small) if p.cue)
+    a, b = generate_case(small, index), generate_case(large, index)
+    assert b.classification["cue_radius_mm"] == 14.0 and a.classification["cue_radius_mm"] == 6.0
+    added_a = (a.ct_clean.array - generate_case(PhantomSpec(**{**base, "spurious_cue": False}), index).ct_clean.array)
+    added_b = (b.ct_clean.array - generate_case(PhantomSpec(**{**base, "spurious_cue": False}), index).ct_clean.array)
+    # the marker's added attenuation grows with its volume ((14 / 6)^3 = 12.7x; partial volume at the skin blurs it)
+    assert added_b.sum() > 5 * added_a.sum() > 0
+    assert b.cue_mask().array.sum() > a.cue_mask().array.sum()
+    # a spec at the default radius has the key and the dict it had before the field existed
+    assert "cue_radius_mm" not in small.to_dict() and PhantomSpec(**base, cue_radius_mm=6.0).key() == small.key()
+    assert large.key() != small.key() and PhantomSpec.from_dict(large.to_dict()) == large
 
 
 def test_shifted_test_cases_keep_the_anatomy() -> None:

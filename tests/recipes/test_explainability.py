@@ -14,13 +14,14 @@ from medbench.recipes import explainability as ex
 
 def test_defaults_quick_and_profiles_validate() -> None:
     cfg = ex.Params()
-    assert cfg.classifier.name == "densenet" and cfg.classifier.pooling == "max"
+    assert cfg.classifier.name == "resnet" and cfg.classifier.pooling == "max" and cfg.data.downsample == 1
     quick = ex.Params.validate_values(ex.QUICK)
     assert quick.data.n_cases == 6 and quick.explain.methods == ["saliency", "gradcam"]
     from medbench.recipes import load_profiles, resolve
 
     assert set(load_profiles("06_explainability")) >= {"smoke", "full"}
-    assert resolve("06_explainability", "full").data.n_cases == 80
+    full = resolve("06_explainability", "full")
+    assert full.data.n_cases == 80 and full.classifier.name == "densenet"
 
 
 def test_schema_rejects_unknown_methods_and_modalities() -> None:
@@ -33,8 +34,9 @@ def test_schema_rejects_unknown_methods_and_modalities() -> None:
 def test_cohort_specs_differ_only_by_the_cue() -> None:
     sp = ex.specs(ex.Params.validate_values({"data_cue_correlation": 0.8}))
     clean, spur = sp["clean"].model_dump(), sp["spurious"].model_dump()
-    assert {k for k in clean if clean[k] != spur[k]} == {"spurious_cue", "cue_correlation"}
+    assert {k for k in clean if clean[k] != spur[k]} == {"spurious_cue", "cue_correlation", "cue_radius_mm"}
     assert spur["spurious_cue"] and spur["cue_correlation"] == 0.8 and spur["cue_split"] == "train"
+    assert spur["cue_radius_mm"] == 12.0 and sp["clean"].key() == ex.specs(ex.Params())["clean"].key()
 
 
 def _item(cid: str, label: int, cue: bool) -> ex.Item:
@@ -129,6 +131,16 @@ def test_shortcut_is_revealed_for_a_cue_model_and_not_for_a_lesion_model() -> No
     assert short.table.loc[("spurious", "saliency"), "cue_mass"] == pytest.approx(1.0)
     swapped = {"clean": trained["clean"], "spurious": ex.Trained("spurious", _LesionModel(), None)}  # type: ignore[arg-type]
     assert not any(ex.shortcut(cfg, data, swapped).revealed.values())
+    # a method that flags the cue on the clean control too reveals nothing about the spurious model
+    both = {"clean": ex.Trained("clean", _CueModel(), None), "spurious": trained["spurious"]}  # type: ignore[arg-type]
+    short_both = ex.shortcut(cfg, data, both)
+    assert short_both.table.loc[("clean", "saliency"), "cue_over_lesion"]
+    assert not any(short_both.revealed.values())
+
+
+def test_sanity_verdict_words() -> None:
+    assert ex.sanity_word(True) == "pass" and ex.sanity_word(False) == "fail"
+    assert ex.sanity_word(None) == "no map" and ex.sanity_word(float("nan")) == "no map"
 
 
 def test_removal_tells_a_lesion_model_from_a_cue_model() -> None:

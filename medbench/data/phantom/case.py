@@ -64,7 +64,7 @@ from medbench.data.phantom.lesions import (
 )
 from medbench.data.phantom.motion import BreathingDeformation, draw_rigid
 from medbench.data.phantom.shapes import Blob
-from medbench.data.phantom.spec import SHIFT_DOSE, SHIFT_SCALE, PhantomSpec, case_plans
+from medbench.data.phantom.spec import DEFAULT_CUE_RADIUS_MM, SHIFT_DOSE, SHIFT_SCALE, PhantomSpec, case_plans
 from medbench.errors import ConfigError
 from medbench.image.transforms import DisplacementField, Landmarks, RigidTransform
 from medbench.image.volume import Volume
@@ -76,7 +76,7 @@ _STREAMS = ("fields", "anatomy", "values", "lesions", "calibration", "ct_noise",
 #: Smoothing (mm) of the random fields: bowel/fat layout, bowel content, uptake patches, fat gaps, texture.
 FIELD_SMOOTHING_MM = {"filler": 14.0, "bowel": 7.0, "hot": 8.0, "perirenal": 8.0, "texture": 5.0}
 #: The planted cue: a radio-opaque skin marker (radius mm, HU).
-CUE_RADIUS_MM = 6.0
+CUE_RADIUS_MM = DEFAULT_CUE_RADIUS_MM  # the spec's default; each spec sets its own (cue_radius_mm)
 CUE_HU = 900.0
 #: Fluorine-18 half-life (s).
 F18_HALF_LIFE_S = 6586.2
@@ -260,7 +260,7 @@ def _identifiers(rng: np.random.Generator, spec: PhantomSpec, index: int) -> dic
     }
 
 
-def _cue_center(anatomy: Anatomy) -> np.ndarray:
+def _cue_center(anatomy: Anatomy, radius_mm: float = CUE_RADIUS_MM) -> np.ndarray:
     """On the anterior skin, left of the midline, mid-abdomen (anatomy mm)."""
     t = anatomy.torso
     z = float(anatomy.dome.apex[0] - 100.0)
@@ -270,7 +270,7 @@ def _cue_center(anatomy: Anatomy) -> np.ndarray:
         mid = 0.5 * (lo + hi)
         inside = t.body_radius(np.array([[x, mid, z]], np.float32))[0] <= 1.0
         lo, hi = (lo, mid) if inside else (mid, hi)
-    return np.array([x, hi - 0.7 * CUE_RADIUS_MM, z])
+    return np.array([x, hi - 0.7 * radius_mm, z])
 
 
 def _source_indices(grid: Volume, u: np.ndarray) -> np.ndarray:
@@ -345,8 +345,8 @@ def generate_case(spec: PhantomSpec, index: int) -> PhantomCase:
                          contrast=contrast)
     cue_center = None
     if plan.cue:
-        cue_center = _cue_center(anatomy) * scale
-        flat, frac = partial_volume(Blob(cue_center, np.full(3, CUE_RADIUS_MM)), grid)
+        cue_center = _cue_center(anatomy, spec.cue_radius_mm) * scale
+        flat, frac = partial_volume(Blob(cue_center, np.full(3, spec.cue_radius_mm)), grid)
         clean.reshape(-1)[flat] = (1 - frac) * clean.reshape(-1)[flat] + frac * CUE_HU
     noise_target = float(acq_rng.uniform(*spec.ct_noise_hu))
     views = int(spec.ct_views or max(64, max(grid.shape[:2]) // 2))
@@ -450,7 +450,7 @@ def generate_case(spec: PhantomSpec, index: int) -> PhantomCase:
         "cue": bool(plan.cue),
         "cue_description": "radio-opaque skin marker on the anterior abdominal wall (CT only)",
         "cue_center_mm": None if cue_center is None else [float(v) for v in cue_center],
-        "cue_radius_mm": CUE_RADIUS_MM,
+        "cue_radius_mm": spec.cue_radius_mm,
         "cue_split": spec.cue_split if spec.spurious_cue else None,
         "cue_correlation": spec.cue_correlation if spec.spurious_cue else None,
     }

@@ -48,6 +48,12 @@ SHIFT_DOSE = 0.25
 SHIFT_SCALE = 0.85
 
 
+#: Radius (mm) of the planted spurious cue, a radio-opaque skin marker (``cue_radius_mm``).
+DEFAULT_CUE_RADIUS_MM = 6.0
+#: Fields added after phantom v2's cohorts were first cached, with their defaults (see :meth:`PhantomSpec.to_dict`).
+LATE_FIELDS: dict[str, Any] = {"cue_radius_mm": DEFAULT_CUE_RADIUS_MM}
+
+
 class PhantomSpec(BaseModel):
     """Everything that defines a phantom cohort; equal specs give identical data.
 
@@ -64,7 +70,8 @@ class PhantomSpec(BaseModel):
     ``max_lesions`` per case. Motion: ``max_rotation_deg`` (each Euler angle),
     ``translation_mm`` (range of the CT->MR translation length),
     ``breathing_mm`` (range of the inferior organ motion). Classification:
-    ``spurious_cue``, ``cue_split``, ``cue_correlation``. Shifted test set:
+    ``spurious_cue``, ``cue_split``, ``cue_correlation``, ``cue_radius_mm`` (the
+    marker's size: 6 mm is about one voxel of the 6.25 mm smoke grid). Shifted test set:
     ``shift``.
 
     Validated by pydantic (unknown keys rejected, strict numbers, frozen);
@@ -95,6 +102,7 @@ class PhantomSpec(BaseModel):
     spurious_cue: bool = False
     cue_split: Split = "train"
     cue_correlation: StrictFloat = Field(0.9, ge=0, le=1)
+    cue_radius_mm: StrictFloat = Field(DEFAULT_CUE_RADIUS_MM, gt=0, le=30)
     shift: Shift = "none"
 
     def __init__(self, **values: Any) -> None:
@@ -120,8 +128,14 @@ class PhantomSpec(BaseModel):
             raise ConfigError(f"PhantomSpec: mr_bias must stay below 1, got {self.mr_bias!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready values (tuples become lists, numbers keep their type)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.model_dump().items()}
+        """Plain JSON-ready values (tuples become lists, numbers keep their type).
+
+        A field added after cohorts were first cached (:data:`LATE_FIELDS`) is left out while it
+        holds its default, so the key, the seeds derived from it and the files of every cohort
+        generated before stay exactly as they were.
+        """
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.model_dump().items()
+                if not (k in LATE_FIELDS and v == LATE_FIELDS[k])}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PhantomSpec:
