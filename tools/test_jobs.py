@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,6 @@ class Job:
     log: Path | None = None
     seconds: float = 0.0
     returncode: int | None = None
-    env: dict[str, str] = field(default_factory=dict)
 
 
 def unit_targets(root: Path = ROOT) -> list[str]:
@@ -79,11 +78,11 @@ def plan(kinds: list[str], extra: list[str], root: Path = ROOT) -> list[Job]:
     return jobs
 
 
-def _start(job: Job, scratch: Path, parallel: int) -> None:
-    job.log = scratch / f"{len(list(scratch.iterdir()))}.log"
-    temproot = scratch / f"tmp-{job.log.stem}"
+def _start(job: Job, number: int, scratch: Path, parallel: int) -> None:
+    job.log = scratch / f"{number}.log"
+    temproot = scratch / f"tmp-{number}"
     temproot.mkdir()
-    env = {**os.environ, "PYTEST_DEBUG_TEMPROOT": str(temproot), **job.env}
+    env = {**os.environ, "PYTEST_DEBUG_TEMPROOT": str(temproot)}
     if parallel > 1:
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     with job.log.open("wb") as out:
@@ -111,7 +110,7 @@ def run(jobs: list[Job], parallel: int) -> int:
         while pending or running:
             while pending and not failed and len(running) < parallel:
                 job = pending.pop(0)
-                _start(job, scratch, parallel)
+                _start(job, len(jobs) - len(pending), scratch, parallel)
                 running.append(job)
             if failed and not running:
                 break

@@ -342,7 +342,7 @@ def evaluate(cfg: Params, seg: SegmentationSetup, trained: Mapping[str, segr.Tra
     table_rows = []
     for name, t in trained.items():
         part = per_case[per_case["row"] == name]
-        summary = segr._summary(part, fg, dice_only=True)
+        summary = segr.class_summary(part, fg, dice_only=True)
         table_rows.append({"row": name, **summary, "dice_mean": float(part["dice_mean"].mean()),
                            "params_m": t.params_m, "gflops": t.gflops, "train_s": t.fit.train_time_s,
                            "epochs": t.fit.epochs_run})

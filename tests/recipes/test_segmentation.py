@@ -43,8 +43,8 @@ def _evaluation() -> seg.Evaluation:
     base = pd.DataFrame({"dice_liver": [0.6, 0.6], "dice_spleen": [0.2, 0.4]}, index=pd.Index(["a", "b"]))
     table = []
     for model in ("unet", "unetr"):
-        table.append({"model": model, **seg._summary(per_case[per_case["model"] == model], fg)})
-    table.append({"model": "baseline: atlas", **seg._summary(base, fg, dice_only=True)})
+        table.append({"model": model, **seg.class_summary(per_case[per_case["model"] == model], fg)})
+    table.append({"model": "baseline: atlas", **seg.class_summary(base, fg, dice_only=True)})
     return seg.Evaluation(per_case, pd.DataFrame(table).set_index("model"), {})
 
 

@@ -64,7 +64,7 @@ from medbench.data.phantom.lesions import (
 )
 from medbench.data.phantom.motion import BreathingDeformation, draw_rigid
 from medbench.data.phantom.shapes import Blob
-from medbench.data.phantom.spec import DEFAULT_CUE_RADIUS_MM, SHIFT_DOSE, SHIFT_SCALE, PhantomSpec, case_plans
+from medbench.data.phantom.spec import SHIFT_DOSE, SHIFT_SCALE, PhantomSpec, case_plans
 from medbench.errors import ConfigError
 from medbench.image.transforms import DisplacementField, Landmarks, RigidTransform
 from medbench.image.volume import Volume
@@ -75,8 +75,7 @@ _STREAMS = ("fields", "anatomy", "values", "lesions", "calibration", "ct_noise",
             "pet_noise", "mr", "rigid", "deformation", "identifiers", "acquisition")
 #: Smoothing (mm) of the random fields: bowel/fat layout, bowel content, uptake patches, fat gaps, texture.
 FIELD_SMOOTHING_MM = {"filler": 14.0, "bowel": 7.0, "hot": 8.0, "perirenal": 8.0, "texture": 5.0}
-#: The planted cue: a radio-opaque skin marker (radius mm, HU).
-CUE_RADIUS_MM = DEFAULT_CUE_RADIUS_MM  # the spec's default; each spec sets its own (cue_radius_mm)
+#: The planted cue: a radio-opaque skin marker of this attenuation (HU); its radius is the spec's ``cue_radius_mm``.
 CUE_HU = 900.0
 #: Fluorine-18 half-life (s).
 F18_HALF_LIFE_S = 6586.2
@@ -260,7 +259,7 @@ def _identifiers(rng: np.random.Generator, spec: PhantomSpec, index: int) -> dic
     }
 
 
-def _cue_center(anatomy: Anatomy, radius_mm: float = CUE_RADIUS_MM) -> np.ndarray:
+def _cue_center(anatomy: Anatomy, radius_mm: float) -> np.ndarray:
     """On the anterior skin, left of the midline, mid-abdomen (anatomy mm)."""
     t = anatomy.torso
     z = float(anatomy.dome.apex[0] - 100.0)
