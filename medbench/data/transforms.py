@@ -102,6 +102,74 @@ def quiet_monai_readers() -> Iterator[None]:
         logger.setLevel(level)
 
 
+class CropWorldBoxd(MapTransform):
+    """Crop ``keys`` to the voxels whose centres lie in an axis-aligned box given in world mm (the affine's frame).
+
+    The box is fixed before the data are seen (e.g. from the training cases by :func:`label_box_mm`), so every
+    volume, test cases included, gets the same field of view whatever its own labels say. The crop moves the
+    affine with it (MONAI ``SpatialCrop``); a box that misses a volume entirely is an error naming the file.
+    """
+
+    def __init__(self, keys: Sequence[str], lo_mm: Sequence[float], hi_mm: Sequence[float]) -> None:
+        super().__init__(keys)
+        self.lo = np.asarray(lo_mm, float)
+        self.hi = np.asarray(hi_mm, float)
+        if self.lo.shape != (3,) or self.hi.shape != (3,) or (self.hi <= self.lo).any():
+            raise ConfigError(f"a world box needs 3 lower and 3 higher bounds (mm), got {lo_mm!r}, {hi_mm!r}")
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        from monai.transforms import SpatialCrop
+
+        d = dict(data)
+        ref = d[self.keys[0]]
+        affine = np.asarray(torch.as_tensor(ref.affine).cpu().numpy(), float)
+        shape = np.asarray(ref.shape[1:])
+        corners = np.array([[x, y, z, 1.0] for x in (self.lo[0], self.hi[0]) for y in (self.lo[1], self.hi[1])
+                            for z in (self.lo[2], self.hi[2])]).T
+        ijk = (np.linalg.inv(affine) @ corners)[:3]
+        start = np.clip(np.ceil(ijk.min(axis=1) - 1e-6), 0, shape).astype(int)
+        stop = np.clip(np.floor(ijk.max(axis=1) + 1e-6) + 1, 0, shape).astype(int)
+        if (stop <= start).any():
+            name = getattr(ref, "meta", {}).get("filename_or_obj", "a volume")
+            raise ConfigError(f"{name}: the crop box {self.lo.tolist()}..{self.hi.tolist()} mm lies outside the "
+                              f"volume")
+        crop = SpatialCrop(roi_slices=[slice(int(a), int(b)) for a, b in zip(start, stop)])
+        for key in self.key_iterator(d):
+            d[key] = crop(d[key])
+        return d
+
+
+def label_box_mm(datalist: Sequence[Mapping[str, Any]], ids: Sequence[int], margin_mm: float = 0.0,
+                 key: str = "label") -> tuple[list[float], list[float]]:
+    """The world-mm box (RAS-oriented arrays' affine frame) around every voxel of the ``ids`` in the datalist's
+    label maps, grown by ``margin_mm``: the field of view that holds those structures in every case given.
+
+    Pass the training cases only, so the box applied to the test cases is chosen without their labels.
+    """
+    from monai import transforms as mt
+
+    if not datalist:
+        raise ConfigError("label_box_mm needs at least one case")
+    with quiet_monai_readers():
+        load = mt.Compose([mt.LoadImaged([key], ensure_channel_first=True, image_only=True),
+                           mt.Orientationd([key], axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))])
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    for entry in datalist:
+        lab = load({key: entry[key]})[key]
+        where = np.argwhere(np.isin(np.asarray(lab[0].cpu().numpy()), [int(i) for i in ids]))
+        if not len(where):
+            continue
+        affine = np.asarray(torch.as_tensor(lab.affine).cpu().numpy(), float)
+        box = np.array([[i, j, k, 1.0] for i in (where[:, 0].min() - 0.5, where[:, 0].max() + 0.5)
+                        for j in (where[:, 1].min() - 0.5, where[:, 1].max() + 0.5)
+                        for k in (where[:, 2].min() - 0.5, where[:, 2].max() + 0.5)]).T
+        world = (affine @ box)[:3]
+        lo, hi = np.minimum(lo, world.min(axis=1)), np.maximum(hi, world.max(axis=1))
+    if not np.isfinite(lo).all():
+        raise ConfigError(f"no case of the datalist has label {list(ids)}: no region to crop to")
+    return (lo - margin_mm).tolist(), (hi + margin_mm).tolist()
+
+
 def segmentation_transforms(
     modalities: Sequence[str],
     patch: Sequence[int],
@@ -114,11 +182,14 @@ def segmentation_transforms(
     augment: Mapping[str, float] | None = None,
     with_label: bool = True,
     remap: Any = None,
+    roi_mm: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> Any:
     """The MONAI ``Compose`` for a datalist; ``train=False`` gives the deterministic part only (whole volumes).
 
     ``remap`` is an optional callable on the data dictionary applied to the
     label right after loading (e.g. source label ids to contiguous class ids).
+    ``roi_mm``: a world box (low corner, high corner; mm) every volume is cropped to after orientation
+    (:class:`CropWorldBoxd`, in the cached part), e.g. :func:`label_box_mm` of the training cases.
     """
     from monai import transforms as mt
 
@@ -136,6 +207,8 @@ def segmentation_transforms(
         if not isinstance(remap, mt.Transform) or isinstance(remap, mt.Randomizable):
             raise ConfigError("remap must be a deterministic MONAI Transform (so CacheDataset can cache it)")
         steps.append(remap)
+    if roi_mm is not None:
+        steps.append(CropWorldBoxd(keys, *roi_mm))
     steps += [NormaliseChannelsd(["image"], modalities), mt.EnsureTyped(keys, dtype=torch.float32)]
     if with_label:
         steps.append(mt.EnsureTyped(["label"], dtype=torch.int64))

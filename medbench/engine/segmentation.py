@@ -103,8 +103,13 @@ def build_setup(
     seed: int = 0,
     sw_batch_size: int = 2,
     overlap: float = 0.25,
+    roi_mm: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> SegmentationSetup:
-    """Cached datasets for train / val / test datalists, the remapping of ``classes`` and the task."""
+    """Cached datasets for train / val / test datalists, the remapping of ``classes`` and the task.
+
+    ``roi_mm``: every volume is cropped to this world box (low, high corner in mm; see
+    :func:`~medbench.data.transforms.segmentation_transforms`).
+    """
     by_name = {name: int(value) for value, name in label_names.items()}
     missing = [c for c in classes if c not in by_name]
     if missing:
@@ -117,8 +122,9 @@ def build_setup(
     ratios = class_ratios(class_names, rare_classes, rare_weight)
     train_tf = segmentation_transforms(modalities, patch, train=True, n_classes=len(class_names), class_ratios=ratios,
                                        samples_per_volume=train_params.samples_per_volume,
-                                       augment=(augment or AugmentParams()).model_dump(), remap=remap)
-    eval_tf = segmentation_transforms(modalities, patch, train=False, n_classes=len(class_names), remap=remap)
+                                       augment=(augment or AugmentParams()).model_dump(), remap=remap, roi_mm=roi_mm)
+    eval_tf = segmentation_transforms(modalities, patch, train=False, n_classes=len(class_names), remap=remap,
+                                      roi_mm=roi_mm)
     task = SegmentationTask(class_names, patch, sw_batch_size=sw_batch_size, overlap=overlap)
     return SegmentationSetup(
         class_names=class_names, source_ids=source_ids, modalities=list(modalities), patch=tuple(int(p) for p in patch),

@@ -37,6 +37,7 @@ NOTEBOOKS: dict[str, str] = {
     "02_registration": "medbench.recipes.registration",
     "03_restoration": "medbench.recipes.restoration",
     "04_segmentation": "medbench.recipes.segmentation",
+    "05_fusion": "medbench.recipes.fusion",
     "06_explainability": "medbench.recipes.explainability",
     "07_inference_benchmark": "medbench.recipes.inference_benchmark",
 }

@@ -174,3 +174,55 @@ def test_training_pipeline_crops_label_balanced_patches_reproducibly(cohort) -> 
     tf.set_random_state(seed=4)
     again = ds[0]
     assert all(torch.equal(a["image"], b["image"]) for a, b in zip(first, again))
+
+
+def _labelled_nifti(path: Path, shape: tuple[int, int, int], box: tuple[slice, slice, slice], value: int,
+                    affine: np.ndarray) -> str:
+    lab = np.zeros(shape, np.uint8)
+    lab[box] = value
+    nib.save(nib.Nifti1Image(lab, affine), str(path))
+    return str(path)
+
+
+def test_label_box_is_the_union_over_cases_in_world_mm(tmp_path: Path) -> None:
+    from medbench.data.transforms import label_box_mm
+
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])  # RAS, voxel (i, j, k) at (2i, 3j, 4k) mm
+    a = _labelled_nifti(tmp_path / "a.nii.gz", (20, 20, 10), (slice(2, 5), slice(4, 6), slice(1, 3)), 7, affine)
+    b = _labelled_nifti(tmp_path / "b.nii.gz", (20, 20, 10), (slice(8, 10), slice(3, 5), slice(2, 6)), 7, affine)
+    other = _labelled_nifti(tmp_path / "c.nii.gz", (20, 20, 10), (slice(15, 19), slice(15, 19), slice(8, 9)), 3,
+                            affine)
+    lo, hi = label_box_mm([{"label": a}, {"label": b}, {"label": other}], [7], margin_mm=1.0)
+    # voxels 2..9 along i -> edges 1.5..9.5 voxels = 3..19 mm; j 3..5 -> 7.5..16.5 mm; k 1..5 -> 2..22 mm
+    np.testing.assert_allclose(lo, [3.0 - 1, 7.5 - 1, 2.0 - 1])
+    np.testing.assert_allclose(hi, [19.0 + 1, 16.5 + 1, 22.0 + 1])
+    with pytest.raises(Exception, match="no case"):
+        label_box_mm([{"label": other}], [7])
+
+
+def test_world_box_crop_keeps_the_affine_and_is_the_same_for_every_case(tmp_path: Path) -> None:
+    from monai import transforms as mt
+
+    from medbench.data.transforms import CropWorldBoxd, label_box_mm
+
+    affine = np.diag([2.0, 3.0, 4.0, 1.0])
+    train = _labelled_nifti(tmp_path / "train.nii.gz", (20, 20, 10), (slice(4, 8), slice(5, 9), slice(2, 5)), 1,
+                            affine)
+    shifted = affine.copy()
+    shifted[:3, 3] = [-6.0, 0.0, 0.0]  # another scan: the same world box is 3 voxels further along i
+    test = _labelled_nifti(tmp_path / "test.nii.gz", (20, 20, 10), (slice(0, 2), slice(0, 2), slice(0, 2)), 1, shifted)
+    box = label_box_mm([{"label": train}], [1])
+    load = mt.Compose([mt.LoadImaged(["label"], ensure_channel_first=True, image_only=True),
+                       mt.Orientationd(["label"], axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
+                       CropWorldBoxd(["label"], *box)])
+    a, b = load({"label": train})["label"], load({"label": test})["label"]
+    assert tuple(a.shape[1:]) == (4, 4, 3) == tuple(b.shape[1:])
+    assert bool((a == 1).all()), "the training case's structure fills its own box exactly"
+    np.testing.assert_allclose(np.asarray(a.affine)[:3, 3], [8.0, 15.0, 8.0])  # the crop's first voxel, in mm
+    np.testing.assert_allclose(np.asarray(b.affine)[:3, 3], [8.0, 15.0, 8.0])  # the same world place
+    assert int(b.sum()) == 0, "the test case's own label plays no part in where it is cropped"
+    with pytest.raises(Exception, match="outside the volume"):
+        CropWorldBoxd(["label"], [500.0, 500.0, 500.0], [510.0, 510.0, 510.0])(
+            {"label": mt.LoadImage(ensure_channel_first=True, image_only=True)(train)})
+    with pytest.raises(Exception, match="lower and 3 higher"):
+        CropWorldBoxd(["label"], [0.0, 0.0, 0.0], [0.0, 1.0, 1.0])

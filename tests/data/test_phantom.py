@@ -8,6 +8,8 @@ The targets that need the full profile are in tests/baselines/test_targets.py.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -349,6 +351,29 @@ def test_cue_radius_sets_the_marker_size_and_the_default_keeps_old_keys() -> Non
     assert large.key() != small.key() and PhantomSpec.from_dict(large.to_dict()) == large
 
 
+def test_lesion_rich_cohorts_have_more_positives_and_malignant_lesions() -> None:
+    base = dict(n_cases=10, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0), pet_spacing=(10.0, 10.0, 10.0))
+    plain = PhantomSpec(**base)
+    # the default is half of each split positive (the odd one out positive), and its key is unchanged
+    for split in ("train", "val", "test"):
+        labels = [p.label for p in case_plans(plain) if p.split == split]
+        assert labels and sum(labels) == (len(labels) + 1) // 2
+    assert not {"positive_fraction", "extra_malignant_mean"} & set(plain.to_dict())
+    assert PhantomSpec(**base, positive_fraction=0.5, extra_malignant_mean=1.0).key() == plain.key()
+    every = PhantomSpec(**base, positive_fraction=1.0)
+    none = PhantomSpec(**base, positive_fraction=0.0)
+    assert all(p.label == 1 for p in case_plans(every)) and not any(p.label for p in case_plans(none))
+    quarter = [p.label for p in case_plans(PhantomSpec(**{**base, "n_cases": 20}, positive_fraction=0.25))]
+    assert sum(quarter) in (5, 6, 7)  # a quarter of each split, rounded per split
+    rich = PhantomSpec(**base, positive_fraction=1.0, extra_malignant_mean=3.0)
+    assert rich.key() != every.key() and PhantomSpec.from_dict(rich.to_dict()) == rich
+    # a positive case's malignant lesions: 1 + min(Poisson(mean), 3); more on average with a larger mean
+    n_every = [generate_case(every, i).classification["n_malignant"] for i in range(6)]
+    n_rich = [generate_case(rich, i).classification["n_malignant"] for i in range(6)]
+    assert min(n_every) >= 1 and max(n_rich) <= 4
+    assert sum(n_rich) > sum(n_every)
+
+
 def test_shifted_test_cases_keep_the_anatomy() -> None:
     base = dict(n_cases=3, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0), pet_spacing=(10.0, 10.0, 10.0))
     plain = PhantomSpec(**base)
@@ -368,3 +393,20 @@ def test_shifted_test_cases_keep_the_anatomy() -> None:
     train = next(i for i in range(3) if generate_case(plain, i).split == "train")
     np.testing.assert_array_equal(generate_case(PhantomSpec(**base, shift="noise"), train).ct.array,
                                   generate_case(plain, train).ct.array)  # only the test split is shifted
+
+
+def test_cohort_files_do_not_depend_on_the_generation_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medbench.data.phantom import cohort_hash, load_cohort
+    from medbench.data.phantom.cohort import generation_workers
+
+    spec = PhantomSpec(n_cases=3, shape=(32, 32, 16), spacing=(12.5, 12.5, 16.0), pet_spacing=(10.0, 10.0, 10.0))
+    hashes = []
+    for workers in ("1", "2"):
+        monkeypatch.setenv("MEDBENCH_PHANTOM_WORKERS", workers)
+        assert generation_workers(spec.n_cases) == int(workers)
+        hashes.append(cohort_hash(load_cohort(spec, cache_dir=tmp_path / workers)))
+    assert hashes[0] == hashes[1]
+    assert generation_workers(1) == 1  # never more workers than cases
+    monkeypatch.setenv("MEDBENCH_PHANTOM_WORKERS", "many")
+    with pytest.raises(ConfigError, match="MEDBENCH_PHANTOM_WORKERS"):
+        generation_workers(3)

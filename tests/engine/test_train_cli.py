@@ -37,7 +37,7 @@ def test_train_writes_a_run_with_checkpoints(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_every_trainable_notebook_other_than_04_trains_from_the_command_line(tmp_path: Path) -> None:
-    """03 and 06 train through the same CLI (their ``train`` needs loaded data: ``cli_train`` loads it)."""
+    """03, 05 and 06 train through the same CLI (their ``train`` needs loaded data: ``cli_train`` loads it)."""
     runs = {
         "03_restoration": ["-p", "models=[red_cnn]", "-p", "epochs_by_model={}", "-p", "train.epochs=1",
                            "-p", "data.n_cases=5", "-p", "data.image_size=[32, 32, 16]",
@@ -45,6 +45,10 @@ def test_every_trainable_notebook_other_than_04_trains_from_the_command_line(tmp
         "06_explainability": ["-p", "data.n_cases=6", "-p", "data.image_size=[32, 32, 16]",
                               "-p", "data.spacing=[12.5, 12.5, 16.0]", "-p", "data.downsample=1",
                               "-p", "train.epochs=1", "-p", "explain.label_randomisation=false"],
+        "05_fusion": ["-p", "data.n_cases=5", "-p", "data.image_size=[32, 32, 16]",
+                      "-p", "data.spacing=[12.5, 12.5, 16.0]", "-p", "data.patch=[32, 32, 16]",
+                      "-p", "train.epochs=1", "-p", "epochs_by_model={}", "-p", "fusion.single=false",
+                      "-p", "fusion.levels=[early, late]", "-p", "fusion.dropout_levels=[early]"],
     }
     for notebook, params in runs.items():
         out = tmp_path / notebook
@@ -53,8 +57,10 @@ def test_every_trainable_notebook_other_than_04_trains_from_the_command_line(tmp
                              timeout=600)
         assert res.returncode == 0, res.stderr[-3000:]
         metrics = json.loads((out / "metrics.json").read_text())
-        models = {"03_restoration": ["red_cnn"], "06_explainability": ["clean", "spurious"]}[notebook]
-        assert set(metrics) == {f"{m}_{k}" for m in models for k in ("best_val", "train_s")}, metrics
+        models = {"03_restoration": ["red_cnn"], "06_explainability": ["clean", "spurious"],
+                  "05_fusion": ["early", "late", "early+dropout"]}[notebook]
+        keys = ("val_dice", "train_s") if notebook == "05_fusion" else ("best_val", "train_s")
+        assert set(metrics) == {f"{m}_{k}" for m in models for k in keys}, metrics
         assert all(metrics[f"{m}_train_s"] > 0 for m in models)
 
 

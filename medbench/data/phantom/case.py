@@ -323,7 +323,7 @@ def generate_case(spec: PhantomSpec, index: int) -> PhantomCase:
 
     # ---- lesions ------------------------------------------------------------------------
     lrng = rng["lesions"]
-    n_mal = 1 + min(int(lrng.poisson(1.0)), 3) if plan.label else 0
+    n_mal = 1 + min(int(lrng.poisson(spec.extra_malignant_mean)), 3) if plan.label else 0
     n_cyst = min(int(lrng.poisson(1.2)), 4)
     n_mal = min(n_mal, spec.max_lesions)
     n_cyst = min(n_cyst, spec.max_lesions - n_mal)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,10 +112,32 @@ def _cohort_record(spec: PhantomSpec) -> dict[str, Any]:
     }
 
 
+def _write_case(spec: PhantomSpec, i: int, tmp: Path) -> None:
+    case = case_mod.generate_case(spec, i)
+    files.write_case(case, tmp / case.case_id)
+
+
+def generation_workers(n_cases: int) -> int:
+    """Processes that generate a cohort's cases: ``$MEDBENCH_PHANTOM_WORKERS`` if set, else the CPUs (at most 4),
+    never more than the cases. Cases are seeded independently, so the files do not depend on it."""
+    env = os.environ.get("MEDBENCH_PHANTOM_WORKERS", "").strip()
+    try:
+        wanted = int(env) if env else min(os.cpu_count() or 1, 4)
+    except ValueError:
+        raise ConfigError(f"MEDBENCH_PHANTOM_WORKERS must be an integer, got {env!r}") from None
+    return max(1, min(wanted, n_cases))
+
+
 def _build_cohort(spec: PhantomSpec, tmp: Path) -> None:
-    for i in range(spec.n_cases):
-        case = case_mod.generate_case(spec, i)
-        files.write_case(case, tmp / case.case_id)
+    workers = generation_workers(spec.n_cases)
+    if workers == 1:
+        for i in range(spec.n_cases):
+            _write_case(spec, i, tmp)
+    else:
+        # spawned (not forked) workers: the caller may hold torch / OpenMP threads a fork would copy mid-state
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for done in [pool.submit(_write_case, spec, i, tmp) for i in range(spec.n_cases)]:
+                done.result()  # a failed case raises here; build_entry then discards the partial folder
     write_text(tmp / COHORT_FILE, json.dumps(_cohort_record(spec), indent=1, sort_keys=True) + "\n")
 
 

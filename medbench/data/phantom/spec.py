@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,7 +52,8 @@ SHIFT_SCALE = 0.85
 #: Radius (mm) of the planted spurious cue, a radio-opaque skin marker (``cue_radius_mm``).
 DEFAULT_CUE_RADIUS_MM = 6.0
 #: Fields added after phantom v2's cohorts were first cached, with their defaults (see :meth:`PhantomSpec.to_dict`).
-LATE_FIELDS: dict[str, Any] = {"cue_radius_mm": DEFAULT_CUE_RADIUS_MM}
+LATE_FIELDS: dict[str, Any] = {"cue_radius_mm": DEFAULT_CUE_RADIUS_MM, "positive_fraction": 0.5,
+                               "extra_malignant_mean": 1.0}
 
 
 class PhantomSpec(BaseModel):
@@ -67,7 +69,10 @@ class PhantomSpec(BaseModel):
     noise grain), ``pet_counts`` (detected counts per mL per SUV unit: higher
     = less noise). MR: ``mr_snr`` (per-case range of the liver SNR),
     ``mr_bias`` (per-case range of the bias-field amplitude). Lesions:
-    ``max_lesions`` per case. Motion: ``max_rotation_deg`` (each Euler angle),
+    ``max_lesions`` per case; ``positive_fraction`` (share of each split's
+    cases that have malignant lesions, the classification label's positives)
+    and ``extra_malignant_mean`` (a positive case has 1 + min(Poisson(mean), 3)
+    malignant lesions): a lesion-rich cohort raises both. Motion: ``max_rotation_deg`` (each Euler angle),
     ``translation_mm`` (range of the CT->MR translation length),
     ``breathing_mm`` (range of the inferior organ motion). Classification:
     ``spurious_cue``, ``cue_split``, ``cue_correlation``, ``cue_radius_mm`` (the
@@ -96,6 +101,8 @@ class PhantomSpec(BaseModel):
     mr_snr: tuple[StrictFloat, StrictFloat] = (15.0, 35.0)
     mr_bias: tuple[StrictFloat, StrictFloat] = (0.2, 0.4)
     max_lesions: StrictInt = Field(8, ge=0, le=20)
+    positive_fraction: StrictFloat = Field(0.5, ge=0, le=1)
+    extra_malignant_mean: StrictFloat = Field(1.0, ge=0, le=10)
     max_rotation_deg: StrictFloat = Field(10.0, ge=0, le=30)
     translation_mm: tuple[StrictFloat, StrictFloat] = (10.0, 30.0)
     breathing_mm: tuple[StrictFloat, StrictFloat] = (10.0, 20.0)
@@ -213,7 +220,9 @@ def case_plans(spec: PhantomSpec) -> tuple[CasePlan, ...]:
     for split in SPLITS:
         members = order[start:start + sizes[split]]
         start += sizes[split]
-        labels = [(1 if n % 2 == 0 else 0) for n in range(len(members))]  # half positive (the extra one positive)
+        # a share positive_fraction positive, spread evenly (0.5: every other case, the odd one out positive)
+        f = spec.positive_fraction
+        labels = [int(math.ceil((n + 1) * f) > math.ceil(n * f)) for n in range(len(members))]
         cues = [False] * len(members)
         if spec.spurious_cue:
             for cls in (1, 0):
