@@ -48,6 +48,8 @@ lint: $(STAMP)
 # Tests run as separate pytest processes (one per test area and one per notebook's nbval), TEST_JOBS at a time
 # (default: the CPUs, at most 4; TEST_JOBS=1 runs them one after another). tools/test_jobs.py says why.
 TEST_JOBS ?=
+# phantom cohorts generate two cases at a time in the tests and notebooks (medbench.data.phantom.cohort)
+export MEDBENCH_PHANTOM_WORKERS ?= 2
 TEST_RUN = $(BIN)/python tools/test_jobs.py $(if $(TEST_JOBS),--jobs $(TEST_JOBS))
 unit: $(STAMP)
 	$(TEST_RUN) --only unit $(PYTEST_ARGS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -177,6 +178,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # phantom cases generate in parallel (one per CPU, at most 4) here and in the kernels these commands start:
+    # this entry point is guarded, so the spawned workers can import it (medbench.data.phantom.cohort)
+    os.environ.setdefault("MEDBENCH_PHANTOM_WORKERS", str(min(os.cpu_count() or 1, 4)))
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)

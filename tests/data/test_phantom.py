@@ -407,6 +407,8 @@ def test_cohort_files_do_not_depend_on_the_generation_workers(tmp_path: Path, mo
         hashes.append(cohort_hash(load_cohort(spec, cache_dir=tmp_path / workers)))
     assert hashes[0] == hashes[1]
     assert generation_workers(1) == 1  # never more workers than cases
+    monkeypatch.delenv("MEDBENCH_PHANTOM_WORKERS")
+    assert generation_workers(3) == 1  # unset: one at a time (an unguarded script must not respawn itself)
     monkeypatch.setenv("MEDBENCH_PHANTOM_WORKERS", "many")
     with pytest.raises(ConfigError, match="MEDBENCH_PHANTOM_WORKERS"):
         generation_workers(3)

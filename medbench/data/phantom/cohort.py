@@ -118,11 +118,16 @@ def _write_case(spec: PhantomSpec, i: int, tmp: Path) -> None:
 
 
 def generation_workers(n_cases: int) -> int:
-    """Processes that generate a cohort's cases: ``$MEDBENCH_PHANTOM_WORKERS`` if set, else the CPUs (at most 4),
-    never more than the cases. Cases are seeded independently, so the files do not depend on it."""
+    """Processes that generate a cohort's cases: ``$MEDBENCH_PHANTOM_WORKERS`` (unset: 1), never more than the
+    cases. Cases are seeded independently, so the files do not depend on it.
+
+    One by default because the workers are *spawned*, and a spawned worker re-imports the parent's main script:
+    a plain script without an ``if __name__ == "__main__":`` guard would start generating again in every worker.
+    The ``medbench`` commands (and the notebooks they run) set it to the CPUs, at most 4; ``make`` to 2.
+    """
     env = os.environ.get("MEDBENCH_PHANTOM_WORKERS", "").strip()
     try:
-        wanted = int(env) if env else min(os.cpu_count() or 1, 4)
+        wanted = int(env) if env else 1
     except ValueError:
         raise ConfigError(f"MEDBENCH_PHANTOM_WORKERS must be an integer, got {env!r}") from None
     return max(1, min(wanted, n_cases))
