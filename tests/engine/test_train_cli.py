@@ -48,7 +48,7 @@ def test_every_trainable_notebook_other_than_04_trains_from_the_command_line(tmp
         "05_fusion": ["-p", "data.n_cases=5", "-p", "data.image_size=[32, 32, 16]",
                       "-p", "data.spacing=[12.5, 12.5, 16.0]", "-p", "data.patch=[32, 32, 16]",
                       "-p", "train.epochs=1", "-p", "epochs_by_model={}", "-p", "fusion.single=false",
-                      "-p", "fusion.levels=[early, late]", "-p", "fusion.dropout_levels=[early]"],
+                      "-p", "fusion.dropout_levels=[early]", "-p", "synthesis.enabled=false"],
     }
     for notebook, params in runs.items():
         out = tmp_path / notebook
@@ -58,7 +58,7 @@ def test_every_trainable_notebook_other_than_04_trains_from_the_command_line(tmp
         assert res.returncode == 0, res.stderr[-3000:]
         metrics = json.loads((out / "metrics.json").read_text())
         models = {"03_restoration": ["red_cnn"], "06_explainability": ["clean", "spurious"],
-                  "05_fusion": ["early", "late", "early+dropout"]}[notebook]
+                  "05_fusion": ["early", "late", "intermediate", "early+dropout"]}[notebook]
         keys = ("val_dice", "train_s") if notebook == "05_fusion" else ("best_val", "train_s")
         assert set(metrics) == {f"{m}_{k}" for m in models for k in keys}, metrics
         assert all(metrics[f"{m}_train_s"] > 0 for m in models)
