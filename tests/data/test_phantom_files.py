@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -187,7 +188,15 @@ def test_read_case_names_missing_file_and_old_version(tmp_path: Path) -> None:
 
 
 # -- cohort and cache -------------------------------------------------------------------------------------
-def test_cohort_cache_hit_does_not_regenerate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _pool_in_this_process(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """Generate with ``workers`` on threads of this process, so that functions a test patches here apply
+    (spawned worker processes would import the unpatched module)."""
+    monkeypatch.setenv("MEDBENCH_PHANTOM_WORKERS", str(workers))
+    monkeypatch.setattr(cohort_mod, "ProcessPoolExecutor", lambda n, mp_context=None: ThreadPoolExecutor(n))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cohort_cache_hit_does_not_regenerate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
     first = load_cohort(SMALL, cache_dir=tmp_path)
     assert not first.from_cache and first.root == tmp_path / "phantom" / SMALL.key()
     assert len(first) == 3 and first.case_ids == ("case000", "case001", "case002")
@@ -198,6 +207,7 @@ def test_cohort_cache_hit_does_not_regenerate(tmp_path: Path, monkeypatch: pytes
         raise AssertionError("generate_case must not run on a cache hit")
 
     monkeypatch.setattr(case_mod, "generate_case", boom)
+    _pool_in_this_process(monkeypatch, workers)
     second = load_cohort(SMALL, cache_dir=tmp_path)
     assert second.from_cache
     assert {p: p.stat().st_mtime_ns for p in second.root.rglob("*") if p.is_file()} == mtimes
@@ -245,7 +255,10 @@ def test_medbench_cache_env_is_respected(tmp_path: Path, monkeypatch: pytest.Mon
     assert (cohort.root / "case000" / "ct.nii.gz").is_file()
 
 
-def test_failed_build_leaves_no_cohort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failed_build_leaves_no_cohort(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    # what is under test is that a failed case propagates out of the pool and the partial folder is discarded
+    _pool_in_this_process(monkeypatch, workers)
     real_write = files_mod.write_case
 
     def fail_on_second(case: PhantomCase, out_dir: Path) -> dict[str, Path]:
