@@ -643,9 +643,8 @@ def train_synthesis(cfg: Params, seg: SegmentationSetup, run: Any = None) -> Syn
     multiple = 2 ** s.levels
     train = [p for item in _whole_volumes(seg, seg.train_datalist)
              for p in synthesis_pairs(item["image"], src, tgt, multiple)]
-    val_ds = seg.val_dataset  # already whole volumes through the evaluation transforms: no second load
-    val = [p for i in range(len(val_ds) if val_ds is not None else 0)
-           for p in synthesis_pairs(val_ds[i]["image"], src, tgt, multiple)] or None
+    val_ds = seg.val_dataset or []  # already whole volumes through the evaluation transforms: no second load
+    val = [p for i in range(len(val_ds)) for p in synthesis_pairs(val_ds[i]["image"], src, tgt, multiple)] or None
     torch.manual_seed(cfg.seed)
     params = RestorationModelParams(channels=s.channels, levels=s.levels, num_res_units=1,
                                     disc_channels=s.disc_channels, disc_layers=s.disc_layers)
