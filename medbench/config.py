@@ -140,7 +140,7 @@ def normalise(schema: type[Section], values: Mapping[str, Any], *, where: str = 
     """Turn flat names, dotted paths and nested mappings into one nested dict; unknown names fail."""
     leaves = flat_fields(schema)
     by_dotted = {".".join(p): p for p in leaves.values()}
-    sections = {p[: n] for p in leaves.values() for n in range(1, len(p))}
+    sections = _section_paths(schema)
     nested: dict[str, Any] = {}
     unknown: list[str] = []
 
@@ -200,12 +200,24 @@ def read_profiles(path: Path, where: str = "") -> dict[str, dict[str, Any]]:
 
 
 def merged(schema: type[S], *layers: Mapping[str, Any] | None, where: str = "") -> S:
-    """Defaults, then each layer in order (profiles, overrides), validated once at the end."""
+    """Defaults, then each layer in order (profiles, overrides), validated once at the end.
+
+    A layer merges into the schema's *sections* key by key (``train: {epochs: 4}`` keeps the other
+    ``train`` values), while every parameter's value replaces the one before it whole, a mapping-valued
+    parameter such as ``epochs_by_model`` included: a profile's ``epochs_by_model: {}`` clears the
+    defaults' per-model epochs instead of adding nothing to them.
+    """
     nested: dict[str, Any] = schema().model_dump(mode="python") if _all_defaults(schema) else {}
+    sections = _section_paths(schema)
     for layer in layers:
         if layer:
-            _deep_update(nested, normalise(schema, layer, where=where))
+            _deep_update(nested, normalise(schema, layer, where=where), sections)
     return validate(schema, nested, where=where)
+
+
+def _section_paths(schema: type[Section]) -> set[tuple[str, ...]]:
+    """The paths of the schema's nested sections (``("train",)``), as opposed to its parameters."""
+    return {p[:n] for p in flat_fields(schema).values() for n in range(1, len(p))}
 
 
 def _all_defaults(schema: type[Section]) -> bool:
@@ -216,10 +228,12 @@ def _all_defaults(schema: type[Section]) -> bool:
         return False
 
 
-def _deep_update(base: dict[str, Any], update: Mapping[str, Any]) -> None:
+def _deep_update(base: dict[str, Any], update: Mapping[str, Any], sections: set[tuple[str, ...]],
+                 prefix: tuple[str, ...] = ()) -> None:
     for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
+        path = (*prefix, key)
+        if path in sections and isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value, sections, path)
         else:
             base[key] = value
 

@@ -27,6 +27,7 @@ class _Schema(config.Params):
     model: _Model = Field(default_factory=_Model)
     train: _Train = Field(default_factory=_Train)
     note: str = ""
+    epochs_by_model: dict[str, int] = Field(default_factory=lambda: {"unet": 4, "unetr": 2})
 
 
 # -- machinery ------------------------------------------------------------------------------
@@ -34,7 +35,7 @@ def test_flat_names_join_the_path_with_underscores() -> None:
     assert _Schema.flat_fields() == {
         "seed": ("seed",), "model_name": ("model", "name"), "model_channels": ("model", "channels"),
         "train_epochs": ("train", "epochs"), "train_lr": ("train", "lr"),
-        "train_checkpoint": ("train", "checkpoint"), "note": ("note",),
+        "train_checkpoint": ("train", "checkpoint"), "note": ("note",), "epochs_by_model": ("epochs_by_model",),
     }
     assert _Schema.defaults_flat()["train_checkpoint"] is None
 
@@ -85,6 +86,18 @@ def test_merged_applies_layers_in_order_and_keeps_sibling_values() -> None:
     assert (p.train.epochs, p.train.lr) == (7, 0.1)
 
 
+@pytest.mark.parametrize(("layer", "expected"), [
+    ({"epochs_by_model": {}}, {}),
+    ({"epochs_by_model": {"unetr": 9}}, {"unetr": 9}),
+    ({"train": {"epochs": 5}}, {"unet": 4, "unetr": 2}),
+])
+def test_merged_replaces_a_mapping_valued_parameter_whole(layer: dict[str, object], expected: dict[str, int]) -> None:
+    # sections merge key by key; a parameter whose value is a mapping is one value: {} clears it
+    p = config.merged(_Schema, layer)
+    assert p.epochs_by_model == expected
+    assert p.train.epochs == layer.get("train", {}).get("epochs", 2)  # type: ignore[attr-defined]
+
+
 def test_diff_lists_changed_parameters_by_dotted_name() -> None:
     p = config.validate(_Schema, {"seed": 3, "model.channels": [4, 8]})
     assert config.diff(p, _Schema()) == {"seed": 3, "model.channels": [4, 8]}
@@ -102,6 +115,8 @@ def test_every_profile_validates_and_full_differs(notebook: str) -> None:
     assert set(recipes.PROFILES) <= set(profiles)
     full = recipes.resolve(notebook, "full")
     assert full.to_flat() != recipes.defaults(notebook)
+    if "epochs_by_model" in profiles["full"]:  # the profile's per-model epochs are exactly what it writes
+        assert full.epochs_by_model == profiles["full"]["epochs_by_model"]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(

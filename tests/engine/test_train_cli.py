@@ -31,6 +31,8 @@ def test_train_writes_a_run_with_checkpoints(tmp_path: Path) -> None:
     rec = json.loads((out / "run.json").read_text())
     assert rec["status"] == "completed" and rec["profile"] == "smoke" and rec["overrides"]["train.epochs"] == 2
     assert {"unet-best", "unet-last"} <= set(rec["checkpoints"]) and rec["threads"] == 1
+    # `-p epochs_by_model={}` clears the smoke per-model epochs, so the UNet trains train.epochs (2), not 40
+    assert rec["params"]["epochs_by_model"] == {} and rec["checkpoints"]["unet-last"]["epoch"] == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"unet_val_dice", "unet_train_s"} and 0.0 <= metrics["unet_val_dice"] <= 1.0
 
