@@ -46,7 +46,9 @@ def _item(cid: str, label: int, cue: bool) -> ex.Item:
         cause[2:4, 2:4, 1:3] = True
     if cue:
         cue_mask[6, 6, 2] = True
-    return ex.Item(cid, "test", label, cue, torch.zeros(2, 8, 8, 4), cause, cue_mask)
+    hosts = np.zeros((8, 8, 4), bool)
+    hosts[1:5, 1:5, :] = True  # the "liver": the lesion lies inside it
+    return ex.Item(cid, "test", label, cue, torch.zeros(2, 8, 8, 4), cause, cue_mask, hosts)
 
 
 def test_dataset_permutes_labels_only_when_asked() -> None:
@@ -71,6 +73,27 @@ def test_baseline_scores_are_the_pet_maximum_and_rank_the_hottest_case_first() -
     assert auroc(scores, labels) == pytest.approx(0.75)  # 3 of the 4 positive-negative pairs are ordered
     ct_only = ex.ClassData({"clean": {"test": items}}, {}, ["ct"], (8, 8, 4))
     assert ex.baseline_scores(ct_only, "clean", "test")[0].tolist() == pytest.approx([1.0, 0.9, 0.8, 0.7])
+
+
+def test_host_reference_reads_pet_inside_the_host_organs_only() -> None:
+    items = [_item(f"c{i}", i % 2, False) for i in range(4)]
+    for n, it in enumerate(items):
+        it.image[1, 7, 7, 0] = 0.9 - 0.1 * n  # hot PET outside the hosts (a "kidney"): the baseline's maximum
+        it.image[1, 2, 2, 1] = 0.3 + 0.2 * it.label  # inside the hosts: hotter in the positives (the lesion)
+    data = ex.ClassData({"clean": {"train": items, "val": [], "test": items}}, {}, ["ct", "pet"], (8, 8, 4))
+    from medbench.metrics.classification import auroc
+
+    ref, labels = ex.host_reference_scores(data, "clean", "test")
+    assert ref.tolist() == pytest.approx([0.3, 0.5, 0.3, 0.5]) and auroc(ref, labels) == 1.0
+    base, _ = ex.baseline_scores(data, "clean", "test")
+    assert base.tolist() == pytest.approx([0.9, 0.8, 0.7, 0.6]) and auroc(base, labels) == 0.25
+    both = ex.ClassData({c: {"train": items, "val": [], "test": items} for c in ex.COHORTS}, {}, ["ct", "pet"],
+                        (8, 8, 4))
+    table = ex.classification_table(both, {})
+    assert table.loc[(ex.HOST_REFERENCE, "clean"), "auroc"] == 1.0
+    assert table.loc[(ex.BASELINE, "clean"), "auroc"] == 0.25
+    ct_only = ex.ClassData({"clean": {"test": items}}, {}, ["ct"], (8, 8, 4))
+    assert ex.host_reference_scores(ct_only, "clean", "test")[0].tolist() == [0.0] * 4
 
 
 def test_pool_mask_keeps_any_covered_voxel() -> None:
