@@ -42,6 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NBVAL = ["--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", "tests/notebooks/sanitize.cfg",
+         "-p", "tools.nbval_tolerance", "--nbval-tolerance", "tests/notebooks/tolerance.yaml",
          "-p", "no:cacheprovider"]
 
 

@@ -18,10 +18,23 @@ import nbformat
 import pytest
 
 from medbench import config, recipes, runner
+from tools import nbval_tolerance as nt
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SANITIZE = ROOT / "tests" / "notebooks" / "sanitize.cfg"
+TOLERANCE = ROOT / "tests" / "notebooks" / "tolerance.yaml"
+#: nbval as `make test` runs it (tools/test_jobs.py), with absolute paths so that it runs from any folder.
+NBVAL = ["--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE), "-p", "tools.nbval_tolerance",
+         "--nbval-tolerance", str(TOLERANCE), "-p", "no:cacheprovider"]
+
+
+def _nbval(target: Path, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> str:
+    """Real nbval (with the tolerance plugin) over one notebook; its stdout."""
+    env = {**(env or os.environ), "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-m", "pytest", *NBVAL, "-q", str(target)], capture_output=True, text=True,
+                         cwd=cwd, env=env, timeout=timeout)
+    return res.stdout
 
 
 def _params_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -94,61 +107,70 @@ def test_nbval_fails_when_a_checked_number_changes(tmp_path: Path) -> None:
     cell.source = cell.source.replace("seed = 0", "seed = 1")  # committed outputs stay those of seed 0
     changed = tmp_path / "00_tour.ipynb"
     nbformat.write(nb, changed)
-    env = {**os.environ, "MEDBENCH_REPORTS": str(tmp_path / "reports")}
-    res = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE),
-         "-p", "no:cacheprovider", "-q", str(changed)],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
-    )
-    assert res.returncode == 1, res.stdout[-3000:]
-    assert "NBVAL_CHECK_OUTPUT" in res.stdout and "1 failed" in res.stdout, res.stdout[-3000:]
+    out = _nbval(changed, tmp_path, {**os.environ, "MEDBENCH_REPORTS": str(tmp_path / "reports")})
+    assert "NBVAL_CHECK_OUTPUT" in out and "1 failed" in out, out[-3000:]
 
 
-def _perturb(line: str) -> str | None:
-    """The line with its value changed in the last place a printed number or boolean can change."""
+def _shift(value: str, by: float) -> str:
+    """A printed number moved by ``by``, printed with the same decimals."""
+    decimals = len(value.partition(".")[2])
+    return f"{float(value) + by:.{decimals}f}"
+
+
+def _variants(line: str, tol: float | None) -> tuple[str | None, str | None]:
+    """``(beyond, within)``: the line changed just beyond its tolerance (must fail; for an exact line, its last
+    digit), and changed by exactly its tolerance (must pass; None for an exact line or a tolerance below the
+    printed precision)."""
     key, sep, value = line.partition(": ")
     if not sep:
-        return None
+        return None, None
     if value in ("True", "False"):
-        return f"{key}: {'False' if value == 'True' else 'True'}"
+        return f"{key}: {'False' if value == 'True' else 'True'}", None
+    if tol is not None and nt.LINE.match(line):
+        step = 10.0 ** -len(value.partition(".")[2])
+        within = f"{key}: {_shift(value, tol)}" if tol >= step else None
+        return f"{key}: {_shift(value, tol + step)}", within
     match = list(re.finditer(r"\d", value))
     if not match:
-        return None
+        return None, None
     i = match[-1].start()
-    return f"{key}: {value[:i]}{(int(value[i]) + 1) % 10}{value[i + 1:]}"
+    return f"{key}: {value[:i]}{(int(value[i]) + 1) % 10}{value[i + 1:]}", None
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_nbval_compares_every_checked_line(path: Path, tmp_path: Path) -> None:
-    """Each checked line, changed by one digit, makes nbval fail (the sanitize file masks no checked number).
+    """Each checked line, changed beyond its tolerance (tests/notebooks/tolerance.yaml; none: by one digit),
+    makes nbval fail, and a tolerated line changed by exactly its tolerance passes.
 
-    A synthetic notebook holds one cell per checked line: it prints the committed
-    output with that line changed, and carries the committed output as its
-    expected output. A control cell prints it unchanged. Running real nbval over
-    it must give one pass and one failure per line.
+    A synthetic notebook (named like the real one, so its rules apply) holds one
+    cell per variant: it prints the committed output with one line changed, and
+    carries the committed output as its expected output. A control cell prints it
+    unchanged. Real nbval, with the sanitize file and the tolerance plugin, must
+    fail exactly the beyond-tolerance cells.
     """
+    rules = nt.load_rules(TOLERANCE)
     nb = nbformat.read(path, as_version=4)
     cell = _checked_cell(nb)
     text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
     lines = text.rstrip("\n").split("\n")
     assert len(lines) >= 3, f"{path.stem}: the checked cell prints too little to regress against"
-    variants = [(n, _perturb(line)) for n, line in enumerate(lines)]
-    variants = [(n, v) for n, v in variants if v is not None]
-    assert variants, "no checked line holds a number"
+    beyond, within = [], []
+    for n, line in enumerate(lines):
+        m = nt.LINE.match(line)
+        b, w = _variants(line, nt.tolerance(rules, path.stem, m["key"]) if m else None)
+        beyond += [(n, b)] if b is not None else []
+        within += [(n, w)] if w is not None else []
+    assert beyond, "no checked line holds a number"
     probe = nbformat.v4.new_notebook()
     probe.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for n, variant in [(-1, None), *variants]:
+    for n, variant in [(-1, None), *beyond, *within]:
         printed = text if variant is None else "\n".join(lines[:n] + [variant] + lines[n + 1:]) + "\n"
         c = nbformat.v4.new_code_cell(f"# NBVAL_CHECK_OUTPUT\nprint({printed.rstrip(chr(10))!r})")
         c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
         c.execution_count = len(probe.cells) + 1
         probe.cells.append(c)
-    target = tmp_path / f"probe_{path.stem}.ipynb"
+    target = tmp_path / f"{path.stem}.ipynb"
     nbformat.write(probe, target)
-    res = subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE),
-         "-p", "no:cacheprovider", "-q", str(target)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
-    )
-    assert f"{len(variants)} failed, 1 passed" in res.stdout, res.stdout[-3000:]
+    out = _nbval(target, tmp_path, timeout=300)
+    assert f"{len(beyond)} failed, {1 + len(within)} passed" in out, out[-3000:]
