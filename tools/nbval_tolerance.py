@@ -68,23 +68,30 @@ def reconcile(test: str, reference: str, rules: Rules, notebook: str) -> str:
     Lines are matched by key (the checked cells print sorted ``key: value`` lines).
     A key printed twice, or absent from the reference, is left for the exact comparison.
     """
-    ref_lines: dict[str, list[str]] = {}
+    refs: dict[str, list[tuple[str, float]]] = {}
     for line in reference.split("\n"):
         m = LINE.match(line)
         if m:
-            ref_lines.setdefault(m["key"], []).append(line)
+            refs.setdefault(m["key"], []).append((line, float(m["value"])))
     out = []
     for line in test.split("\n"):
         m = LINE.match(line)
-        tol = tolerance(rules, notebook, m["key"]) if m else None
-        refs = ref_lines.get(m["key"], []) if m else []
-        if m and tol is not None and len(refs) == 1:
-            r = LINE.match(refs[0])
-            assert r is not None
-            if abs(float(m["value"]) - float(r["value"])) <= tol + 1e-9:
-                line = refs[0]
+        if m and len(refs.get(m["key"], [])) == 1:
+            tol = tolerance(rules, notebook, m["key"])
+            ref_line, ref_value = refs[m["key"]][0]
+            if tol is not None and abs(float(m["value"]) - ref_value) <= tol + 1e-9:
+                line = ref_line
         out.append(line)
     return "\n".join(out)
+
+
+def checked_text(path: str | Path) -> str:
+    """The committed stdout of a notebook's ``# NBVAL_CHECK_OUTPUT`` cell (the first one)."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "# NBVAL_CHECK_OUTPUT" in c.source)
+    return "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

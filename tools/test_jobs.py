@@ -41,8 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NBVAL = ["--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", "tests/notebooks/sanitize.cfg",
-         "-p", "tools.nbval_tolerance", "--nbval-tolerance", "tests/notebooks/tolerance.yaml",
+#: nbval as every notebook job runs it (and the notebook tests, from other folders: the paths are absolute;
+#: ``tools.nbval_tolerance`` needs the checkout on ``PYTHONPATH`` there).
+NBVAL = ["--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "tests" / "notebooks" / "sanitize.cfg"),
+         "-p", "tools.nbval_tolerance", "--nbval-tolerance", str(ROOT / "tests" / "notebooks" / "tolerance.yaml"),
          "-p", "no:cacheprovider"]
 
 

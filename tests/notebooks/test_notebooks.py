@@ -20,18 +20,15 @@ import pytest
 
 from medbench import config, recipes, runner
 from tools import nbval_tolerance as nt
+from tools.test_jobs import NBVAL
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-SANITIZE = ROOT / "tests" / "notebooks" / "sanitize.cfg"
 TOLERANCE = ROOT / "tests" / "notebooks" / "tolerance.yaml"
-#: nbval as `make test` runs it (tools/test_jobs.py), with absolute paths so that it runs from any folder.
-NBVAL = ["--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with", str(SANITIZE), "-p", "tools.nbval_tolerance",
-         "--nbval-tolerance", str(TOLERANCE), "-p", "no:cacheprovider"]
 
 
 def _nbval(target: Path, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600) -> str:
-    """Real nbval (with the tolerance plugin) over one notebook; its stdout."""
+    """Real nbval, as `make test` runs it (with the tolerance plugin), over one notebook; its stdout."""
     env = {**(env or os.environ), "PYTHONPATH": str(ROOT)}
     res = subprocess.run([sys.executable, "-m", "pytest", *NBVAL, "-q", str(target)], capture_output=True, text=True,
                          cwd=cwd, env=env, timeout=timeout)
@@ -152,9 +149,7 @@ def test_nbval_compares_every_checked_line(path: Path, tmp_path: Path) -> None:
     fail exactly the beyond-tolerance cells.
     """
     rules = nt.load_rules(TOLERANCE)
-    nb = nbformat.read(path, as_version=4)
-    cell = _checked_cell(nb)
-    text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+    text = nt.checked_text(path)
     lines = text.rstrip("\n").split("\n")
     assert len(lines) >= 3, f"{path.stem}: the checked cell prints too little to regress against"
     beyond, within = [], []

@@ -65,15 +65,11 @@ def test_a_malformed_tolerance_file_is_refused(bad: object, tmp_path: Path) -> N
 
 def test_the_project_file_names_only_real_notebooks_and_checked_keys() -> None:
     """Every rule names a notebook of the series and matches at least one line its checked cell prints."""
-    import nbformat
-
     rules = nt.load_rules(ROOT / "tests" / "notebooks" / "tolerance.yaml")
     for notebook, globs in rules.items():
         path = ROOT / "notebooks" / f"{notebook}.ipynb"
         assert path.exists(), notebook
-        nb = nbformat.read(path, as_version=4)
-        cell = next(c for c in nb.cells if c.cell_type == "code" and "# NBVAL_CHECK_OUTPUT" in c.source)
-        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        text = nt.checked_text(path)
         keys = [m["key"] for m in map(nt.LINE.match, text.split("\n")) if m]
         for glob in globs:
             assert any(nt.tolerance({notebook: {glob: 0.0}}, notebook, k) is not None for k in keys), (notebook, glob)
